@@ -1,0 +1,32 @@
+# One-command set-up on a fresh machine: `make test`, `make demo`, `make bench`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU torch: this machine's local wheel. A machine that already has torch (e.g. a GPU box) keeps it.
+TORCH_SPEC ?= torch==2.13.0
+APT_PACKAGES ?= povray chromium libusb-1.0-0 libgomp1
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench lint clean-cache
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@bash scripts/install_system_packages.sh $(APT_PACKAGES)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) $$($(PY) -c 'import torch' 2>/dev/null && echo --system-site-packages)
+	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+demo: setup
+	$(BIN)/splat fit scenes/demo --out runs/demo
+
+bench: setup
+	$(BIN)/python scripts/bench_raster.py
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
