@@ -1,0 +1,205 @@
+"""`fit()`: images -> cameras -> initial Gaussians -> trained Gaussians, one stage at a time.
+
+Every stage writes its artifact into the run folder, so a run can be inspected, resumed
+(`resume=True` skips stages whose artifact exists) and re-entered (`poses="given:DIR"`,
+`init="given:PLY"`):
+
+    RUN/config.json        the resolved configuration
+    RUN/poses/             COLMAP text model from the pose stage (+ poses.json: method, reason)
+    RUN/init.ply           initial Gaussians (3DGS layout) and RUN/init_report.json
+    RUN/checkpoints/       training checkpoints (for --resume)
+    RUN/splat.ply          trained Gaussians
+    RUN/cameras/           COLMAP text model of the trained (refined) cameras
+    RUN/metrics.json       per-stage wall times, counts, final training loss/PSNR
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from splat.errors import InputError
+from splat.io.atomic import atomic_write_text
+from splat.types import Cameras, Gaussians
+
+
+@dataclass
+class FitConfig:
+    """Everything `splat fit` can change; the defaults do the right thing."""
+
+    max_side: int | None = 512  # images are downscaled so the longer side is at most this
+    poses: str = "auto"  # auto | sparse | colmap | given:DIR (a COLMAP model)
+    focal: float | None = None  # focal in pixels at the loaded size, if known
+    init: str = "edgs"  # edgs | sparse | given:PLY
+    budget: int | None = 200_000
+    budget_rule: str = "random"
+    views: list[str] | None = None  # train on these image names only (others are held out)
+    device: str = "auto"
+    seed: int = 0
+    train: dict = field(default_factory=dict)  # overrides of splat.train.TrainConfig fields
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return torch.device(device)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj)}")
+
+
+class Stopwatch:
+    """Collects per-stage wall times into a dict."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        watch = self
+
+        class _Lap:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                watch.times[name] = round(time.perf_counter() - self.t0, 3)
+
+        return _Lap()
+
+
+def config_to_dict(cfg: FitConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _select_views(names: list[str], views: list[str] | None) -> list[int]:
+    if not views:
+        return list(range(len(names)))
+    missing = [v for v in views if v not in names]
+    if missing:
+        raise InputError(f"views not found in the image folder: {', '.join(missing)}")
+    return [names.index(v) for v in views]
+
+
+def _cameras_from_given(path: str, names: list[str], sizes: list[tuple[int, int]]) -> Cameras:
+    from splat.io.colmap import read_model
+    from splat.io.datasets import match_cameras_to_images
+
+    model = read_model(Path(path))
+    return match_cameras_to_images(model.cameras, names, sizes)
+
+
+def stage_poses(run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool) -> Cameras:
+    """Cameras for the training images: given, resumed from RUN/poses, or estimated."""
+    from splat.io.colmap import read_model, write_model
+
+    sizes = [(im.shape[1], im.shape[0]) for im in images]
+    if cfg.poses.startswith("given:"):
+        return _cameras_from_given(cfg.poses[len("given:") :], names, sizes)
+    if resume and (run / "poses" / "images.txt").exists():
+        return _cameras_from_given(str(run / "poses"), names, sizes)
+    from splat.poses import estimate_poses
+
+    result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal)
+    write_model(run / "poses", result.cameras, result.points, result.colors)
+    _write_json(run / "poses" / "poses.json", {"method": result.method, "reason": result.reason})
+    return result.cameras
+
+
+def stage_init(run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitConfig, resume: bool) -> Gaussians:
+    """Initial Gaussians: given, resumed from RUN/init.ply, or built (EDGS or sparse), pruned to budget."""
+    from splat.init.budget import prune_to_budget
+    from splat.io.ply import read_ply, write_ply
+
+    if cfg.init.startswith("given:"):
+        return read_ply(Path(cfg.init[len("given:") :]))
+    if resume and (run / "init.ply").exists():
+        return read_ply(run / "init.ply")
+    if cfg.init == "edgs":
+        from splat.init.edgs import EdgsConfig, edgs_init
+
+        gaussians, conf, report = edgs_init(images, cameras.to(dtype=torch.float64), EdgsConfig(seed=cfg.seed))
+    elif cfg.init == "sparse":
+        from splat.init.sparse import sparse_init
+        from splat.io.colmap import read_model
+
+        model = read_model(run / "poses")
+        gaussians, conf = sparse_init(model.points, model.colors), None
+        report = {"gaussians": len(gaussians)}
+    else:
+        raise InputError(f"unknown --init {cfg.init!r}: use edgs, sparse or given:PATH.ply")
+    if cfg.budget and len(gaussians) > cfg.budget:
+        gaussians = prune_to_budget(gaussians, cfg.budget, cfg.budget_rule, conf, cfg.seed)
+    report["after_budget"] = len(gaussians)
+    write_ply(run / "init.ply", gaussians)
+    _write_json(run / "init_report.json", report)
+    return gaussians
+
+
+def fit(images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: bool = False) -> dict:
+    """Run the whole pipeline; returns the metrics dict also written to OUT/metrics.json."""
+    from splat.io.colmap import write_model
+    from splat.io.images import load_image_folder, require_views
+    from splat.io.ply import write_ply
+    from splat.train import TrainConfig, train
+
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    _write_json(run / "config.json", config_to_dict(cfg))
+    clock = Stopwatch()
+    with clock("load"):
+        imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
+        keep = _select_views(imageset.names, cfg.views)
+        images = [imageset.images[i] for i in keep]
+        names = [imageset.names[i] for i in keep]
+        require_views(images, 2, Path(images_dir))
+    with clock("poses"):
+        cameras = stage_poses(run, images, names, cfg, resume)
+    with clock("init"):
+        gaussians = stage_init(run, images, cameras, cfg, resume)
+    with clock("train"):
+        tcfg = TrainConfig(**{**cfg.train, "device": str(device), "seed": cfg.seed})
+        result = train(gaussians, cameras, images, tcfg, checkpoint_dir=run / "checkpoints", resume=resume)
+    with clock("export"):
+        write_ply(run / "splat.ply", result.gaussians)
+        write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))
+    metrics = {
+        "views": len(images),
+        "names": names,
+        "gaussians_init": len(gaussians),
+        "gaussians_final": len(result.gaussians),
+        "seconds": clock.times,
+        "seconds_total": round(sum(clock.times.values()), 3),
+        "train": result.summary(),
+    }
+    _write_json(run / "metrics.json", metrics)
+    return metrics
+
+
+def load_run(run_dir: str | Path) -> tuple[Gaussians, Cameras]:
+    """The trained Gaussians and cameras of a finished run."""
+    from splat.io.colmap import read_model
+    from splat.io.ply import read_ply
+
+    run = Path(run_dir)
+    if not (run / "splat.ply").exists():
+        raise InputError(f"{run}: no splat.ply here; is this a finished `splat fit` run folder?")
+    return read_ply(run / "splat.ply"), read_model(run / "cameras").cameras

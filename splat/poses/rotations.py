@@ -1,0 +1,106 @@
+"""Rotation averaging over a view graph: spectral (chordal) initialisation + robust IRLS refinement.
+
+Convention: `R[i]` is the world-to-camera rotation of view i and an edge (i, j) carries the
+relative rotation `R_ij = R[j] @ R[i].T` (camera i coordinates -> camera j coordinates).
+The gauge is fixed by `R[0] = I` (rotate the result so view 0 is the identity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import roma
+import torch
+from torch import Tensor
+
+
+def relative_rotations(R: Tensor, edges: Tensor) -> Tensor:
+    """R: (V,3,3) world-to-camera; edges: (E,2) -> R_ij = R_j R_i^T, (E,3,3)."""
+    return R[edges[:, 1]] @ R[edges[:, 0]].transpose(1, 2)
+
+
+def rotation_angle_deg(Ra: Tensor, Rb: Tensor) -> Tensor:
+    """Geodesic angle between rotations (..., 3, 3) -> (...,) degrees."""
+    return torch.rad2deg(roma.rotmat_geodesic_distance(Ra, Rb))
+
+
+def spectral_rotations(num_views: int, edges: Tensor, R_rel: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Chordal-L2 spectral solution: top-3 eigenvectors of the block measurement matrix.
+
+    Args:
+        num_views: V; edges: (E,2) long; R_rel: (E,3,3) with R_j ~ R_ij R_i; weights: (E,) or None.
+    Returns: (V,3,3) rotations with R[0] = I.
+    """
+    V = num_views
+    w = torch.ones(len(edges), dtype=R_rel.dtype) if weights is None else weights.to(R_rel.dtype)
+    i, j = edges[:, 0], edges[:, 1]
+    blocks = torch.zeros(V, V, 3, 3, dtype=R_rel.dtype)
+    # block (j, i) of Y Y^T with Y = stack of R_k is R_j R_i^T = R_ij
+    blocks.index_put_((j, i), w[:, None, None] * R_rel, accumulate=True)
+    blocks.index_put_((i, j), w[:, None, None] * R_rel.transpose(1, 2), accumulate=True)
+    deg = torch.zeros(V, dtype=R_rel.dtype).index_add_(0, i, w).index_add_(0, j, w)
+    k = torch.arange(V)
+    blocks[k, k] += deg.clamp_min(1e-9)[:, None, None] * torch.eye(3, dtype=R_rel.dtype)
+    G = blocks.permute(0, 2, 1, 3).reshape(3 * V, 3 * V)
+    _, vecs = torch.linalg.eigh(G)
+    Y = vecs[:, -3:].reshape(V, 3, 3)
+    if torch.det(Y).sum() < 0:  # eigenvectors are defined up to sign: pick the proper-rotation branch
+        Y = Y * torch.tensor([1.0, 1.0, -1.0], dtype=Y.dtype)
+    R = roma.special_procrustes(Y * np.sqrt(V))
+    return R @ R[0].T
+
+
+def _edge_residuals(R: Tensor, edges: Tensor, R_rel: Tensor) -> Tensor:
+    """Tangent residual log(R_ij (R_j R_i^T)^T) per edge, (E,3) radians."""
+    return roma.rotmat_to_rotvec(R_rel @ relative_rotations(R, edges).transpose(1, 2))
+
+
+def refine_rotations_irls(
+    R: Tensor,
+    edges: Tensor,
+    R_rel: Tensor,
+    weights: Tensor | None = None,
+    iters: int = 30,
+    sigma_deg: float = 5.0,
+) -> tuple[Tensor, Tensor]:
+    """Robust (Cauchy-weighted) Gauss-Newton on SO(3) with left updates R_i <- exp(w_i) R_i.
+
+    First-order model per edge: w_j - R_j R_i^T w_i = log(R_ij (R_j R_i^T)^T). R[0] stays fixed.
+    Returns: refined (V,3,3) and final per-edge angular residuals (E,) in degrees.
+    """
+    V, E = R.shape[0], edges.shape[0]
+    w0 = torch.ones(E, dtype=R.dtype) if weights is None else weights.to(R.dtype)
+    sigma = np.deg2rad(sigma_deg)
+    i, j = edges[:, 0], edges[:, 1]
+    for _ in range(iters):
+        r = _edge_residuals(R, edges, R_rel)  # (E,3)
+        ang = r.norm(dim=-1)
+        w = w0 / (1 + (ang / sigma) ** 2)  # Cauchy IRLS weights
+        A = torch.zeros(E, V, 3, 3, dtype=R.dtype)  # (edge, view, row, col), rows = residual dims
+        e = torch.arange(E)
+        A[e, j] += torch.eye(3, dtype=R.dtype)
+        A[e, i] -= relative_rotations(R, edges)
+        A = A.permute(0, 2, 1, 3).reshape(E, 3, 3 * V)
+        sw = w.sqrt()[:, None, None]
+        A = (sw * A).reshape(3 * E, 3 * V)[:, 3:]  # drop view 0: gauge
+        b = (sw[..., 0] * r).reshape(3 * E)
+        H = A.T @ A + 1e-9 * torch.eye(A.shape[1], dtype=R.dtype)
+        delta = torch.linalg.solve(H, A.T @ b).reshape(V - 1, 3)
+        R = torch.cat([R[:1], roma.rotvec_to_rotmat(delta) @ R[1:]])
+        if float(delta.norm(dim=-1).max()) < 1e-10:
+            break
+    ang = torch.rad2deg(_edge_residuals(R, edges, R_rel).norm(dim=-1))
+    return R, ang
+
+
+def average_rotations(
+    num_views: int,
+    edges: Tensor,
+    R_rel: Tensor,
+    weights: Tensor | None = None,
+    sigma_deg: float = 5.0,
+) -> tuple[Tensor, Tensor]:
+    """Spectral init + robust IRLS. Returns (V,3,3) world-to-camera rotations (R[0] = I), residuals (E,) deg."""
+    edges = torch.as_tensor(edges, dtype=torch.long).reshape(-1, 2)
+    R_rel = torch.as_tensor(R_rel, dtype=torch.float64)
+    R = spectral_rotations(num_views, edges, R_rel, weights)
+    return refine_rotations_irls(R, edges, R_rel, weights, sigma_deg=sigma_deg)
