@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -213,16 +212,17 @@ def render_view(source: Path, camera: str, orbit: Orbit, png: Path, threads: int
     )
     proc = subprocess.run(["povray", str(ini)], capture_output=True, text=True)
     if proc.returncode != 0 or not png.exists():
-        raise RuntimeError(f"povray failed on {wrapper}:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"povray failed on {wrapper}:\n{proc.stderr[-800:]}")
 
 
 def save_jpeg(png: Path, jpg: Path) -> None:
     """PNG -> JPEG quality 95, written atomically."""
     from PIL import Image
 
-    tmp = jpg.with_name(f".{jpg.name}.tmp")
-    Image.open(png).convert("RGB").save(tmp, format="JPEG", quality=95)
-    os.replace(tmp, jpg)
+    from splat.io.atomic import atomic_path
+
+    with atomic_path(jpg) as tmp:
+        Image.open(png).convert("RGB").save(tmp, format="JPEG", quality=95)
 
 
 def write_cameras(scene: Scene, model_dir: Path) -> None:
@@ -255,7 +255,9 @@ def render_scene(scene: Scene, out: Path, threads: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scene", choices=sorted(SCENES), action="append", help="scene(s) to render (default: all)")
+    parser.add_argument(
+        "--scene", choices=sorted(SCENES), action="append", help="scene(s) to render (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "scenes", help="output root (default: scenes/)")
     parser.add_argument("--threads", type=int, default=2, help="POV-Ray work threads")
     parser.add_argument("--model-only", action="store_true", help="only write the COLMAP models")

@@ -30,12 +30,68 @@ def _cmd_info(args: argparse.Namespace) -> None:
         print(f"ground-truth cameras: {len(scene.cameras)} views")
 
 
+def _cmd_fit(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from splat.pipeline import FitConfig, fit
+
+    out = Path(args.out or f"runs/{Path(args.images).resolve().name}")
+    train = {k: v for k, v in {"steps": args.steps, "backend": args.backend}.items() if v is not None}
+    cfg = FitConfig(
+        max_side=args.max_side, poses=args.poses, focal=args.focal, init=args.init, budget=args.budget,
+        budget_rule=args.budget_rule, views=args.views.split(",") if args.views else None,
+        device=args.device, seed=args.seed, train=train,
+    )
+    metrics = fit(args.images, out, cfg, resume=args.resume)
+    t = metrics["seconds"]
+    print(
+        f"done in {metrics['seconds_total']:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in t.items())}); "
+        f"{metrics['gaussians_final']} Gaussians"
+    )
+    print(f"outputs in {out}/ (splat.ply, cameras/, metrics.json); view with: splat view {out}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from splat.eval.evaluate import evaluate_run
+
+    r = evaluate_run(args.run, args.gt, refine_steps=args.refine_steps, backend=args.backend)
+    lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.3f}"
+    print(
+        f"{len(r['per_view'])} test views: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, LPIPS {lp}, "
+        f"ATE {100 * r['ate_rel']:.2f}% of camera spread -> {args.run}/eval.json"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splat", description="Photos in, a Gaussian splatting scene out.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="show torch, devices, native kernel, optional weights")
     p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("fit", help="images in, a Gaussian splatting scene out")
+    p.add_argument("images", help="folder of photos (JPEG/PNG)")
+    p.add_argument("--out", help="run folder (default runs/<folder name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--poses", default="auto", help="auto | sparse | colmap | given:DIR (COLMAP model)")
+    p.add_argument("--focal", type=float, help="focal length in pixels at the loaded size, if known")
+    p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
+    p.add_argument("--budget", type=int, default=200_000, help="max initial Gaussians (0: no limit)")
+    p.add_argument("--budget-rule", default="random", choices=["random", "confidence", "voxel"])
+    p.add_argument("--views", help="comma-separated image names to train on (others held out)")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--max-side", type=int, default=512, help="downscale images to this longer side")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda"], help="rasterizer backend")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")
+    p.add_argument("run")
+    p.add_argument("--gt", required=True, help="scene folder with images/ and sparse/0")
+    p.add_argument("--refine-steps", type=int, default=200, help="test-pose refinement steps")
+    p.add_argument("--backend", default="auto")
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("info", help="load a scene folder and print its summary")
     p.add_argument("path")

@@ -170,7 +170,7 @@ def fit(images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: 
         keep = _select_views(imageset.names, cfg.views)
         images = [imageset.images[i] for i in keep]
         names = [imageset.names[i] for i in keep]
-        require_views(images, 2, Path(images_dir))
+        require_views(imageset, 2)
     with clock("poses"):
         cameras = stage_poses(run, images, names, cfg, resume)
     with clock("init"):

@@ -17,12 +17,16 @@ def assert_one_line(err: pytest.ExceptionInfo, *parts: str) -> None:
         assert p in msg
 
 
+def _r(x) -> str:
+    return repr(float(x))
+
+
 def write_tracked_text_model(folder, V=3, P=20, rng=None):
     """A consistent text model with an OPENCV camera, 2D points and tracks; returns the truth."""
     rng = rng or np.random.default_rng()
     folder.mkdir(parents=True, exist_ok=True)
     params = [100 + rng.random(), 101 + rng.random(), 32.5, 24.25, *(0.01 * rng.standard_normal(4))]
-    (folder / "cameras.txt").write_text("# c\n1 OPENCV 64 48 " + " ".join(map(repr, params)) + "\n")
+    (folder / "cameras.txt").write_text("# c\n1 OPENCV 64 48 " + " ".join(map(_r, params)) + "\n")
     qv = rng.standard_normal((V, 4))
     qv /= np.linalg.norm(qv, axis=1, keepdims=True)
     tv = rng.standard_normal((V, 3))
@@ -36,13 +40,12 @@ def write_tracked_text_model(folder, V=3, P=20, rng=None):
             obs[v].append((rng.random() * 64, rng.random() * 48, p + 1))
     lines = ["# images"]
     for v in range(V):
-        lines.append(" ".join([str(v + 1), *map(repr, qv[v]), *map(repr, tv[v]), "1", f"view {v}.jpg"]))
-        lines.append(" ".join(f"{x!r} {y!r} {i}" for x, y, i in obs[v]))
+        lines.append(" ".join([str(v + 1), *map(_r, qv[v]), *map(_r, tv[v]), "1", f"view_{v}.jpg"]))
+        lines.append(" ".join(f"{_r(x)} {_r(y)} {i}" for x, y, i in obs[v]))
     (folder / "images.txt").write_text("\n".join(lines) + "\n")
     lines = [
         " ".join(
-            [str(p + 1), *map(repr, xyz[p]), *map(str, rgb[p]), repr(err[p])]
-            + [f"{a} {b}" for a, b in tracks[p]]
+            [str(p + 1), *map(_r, xyz[p]), *map(str, rgb[p]), _r(err[p])] + [f"{a} {b}" for a, b in tracks[p]]
         )
         for p in range(P)
     ]
@@ -106,12 +109,12 @@ def test_text_and_binary_read_back_bit_identical(tmp_path, random_cameras):
 def test_reads_tracks_distortion_and_agrees_with_pycolmap_binary(tmp_path):
     truth = write_tracked_text_model(tmp_path / "txt")
     m = read_model(tmp_path / "txt")
-    assert m.cameras.names == ["view 0.jpg", "view 1.jpg", "view 2.jpg"]  # names may hold spaces
+    assert m.cameras.names == ["view_0.jpg", "view_1.jpg", "view_2.jpg"]
     p = truth["params"]
     assert torch.equal(
         m.cameras.K[0], torch.tensor([[p[0], 0, p[2]], [0, p[1], p[3]], [0, 0, 1]], dtype=torch.float64)
     )
-    assert np.array_equal(m.distortion["view 1.jpg"], p[4:]) and m.camera_models["view 1.jpg"] == "OPENCV"
+    assert np.array_equal(m.distortion["view_1.jpg"], p[4:]) and m.camera_models["view_1.jpg"] == "OPENCV"
     assert np.array_equal(m.points, truth["xyz"]) and np.array_equal(m.colors, truth["rgb"])
     assert np.array_equal(m.point_errors, truth["err"])
     assert [t.tolist() for t in m.tracks] == [[[a - 1, b] for a, b in tr] for tr in truth["tracks"]]
@@ -132,7 +135,7 @@ def test_reads_tracks_distortion_and_agrees_with_pycolmap_binary(tmp_path):
     assert sorted(map(sorted, (t.tolist() for t in mb.tracks))) == sorted(
         map(sorted, (t.tolist() for t in m.tracks))
     )
-    assert np.array_equal(mb.distortion["view 2.jpg"], m.distortion["view 2.jpg"])
+    assert np.array_equal(mb.distortion["view_2.jpg"], m.distortion["view_2.jpg"])
 
 
 @pytest.mark.parametrize("binary", [False, True])
@@ -236,3 +239,10 @@ def test_atomic_path_keeps_old_file_on_error(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new" and len(list(target.parent.iterdir())) == 1
+
+
+def test_image_names_with_spaces_survive_our_text_format(tmp_path, random_cameras):
+    cams = random_cameras(2)
+    cams.names = ["my photo 1.jpg", "sub dir/b.jpg"]
+    write_model(tmp_path, cams)
+    assert read_model(tmp_path).cameras.names == cams.names

@@ -28,7 +28,7 @@ cylinder {
   texture {
     checker
       texture { White_Marble scale 0.5 finish { ambient 0.05 diffuse 0.75 specular 0.2 roughness 0.02 } }
-      texture { T_Grnt9 scale 0.6 finish { ambient 0.05 diffuse 0.75 specular 0.2 roughness 0.02 } }
+      texture { T_Stone10 scale 0.6 finish { ambient 0.05 diffuse 0.75 specular 0.2 roughness 0.02 } }
     scale 1.1
     rotate y * 45
   }
@@ -39,13 +39,21 @@ plane { y, -0.01 pigment { rgb <0.35, 0.33, 0.3> } }
 difference {
   cylinder { <0, 0, 0>, <0, 2.6, 0>, 7.8 }
   cylinder { <0, -1, 0>, <0, 3, 0>, 7.2 }
-  plane { z, -3.5 inverse }
-  texture { T_Stone25 scale 1.2 finish { ambient 0.05 diffuse 0.75 } }
+  plane { z, -5.0 }
+  pigment {
+    brick
+      pigment { rgb <0.3, 0.28, 0.25> }
+      pigment { granite turbulence 0.3 color_map { [0 rgb <0.62, 0.56, 0.45>] [0.5 rgb <0.5, 0.46, 0.38>] [1 rgb <0.32, 0.3, 0.26>] } scale 0.3 }
+    brick_size <0.7, 0.35, 0.7>
+    mortar 0.03
+  }
+  normal { granite 0.3 scale 0.2 }
+  finish { ambient 0.05 diffuse 0.75 }
 }
 difference {
   cylinder { <0, 2.6, 0>, <0, 2.8, 0>, 7.9 }
   cylinder { <0, 2, 0>, <0, 3, 0>, 7.1 }
-  plane { z, -3.5 inverse }
+  plane { z, -5.0 }
   texture { T_Grnt20 scale 0.6 }
 }
 

@@ -109,6 +109,8 @@ def look_at_w2c(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
 def rotation_angle_deg(R1: Tensor, R2: Tensor) -> Tensor:
     """Angle in degrees (...,) of the relative rotation R1^T R2, accurate for small angles too."""
     M = R1.transpose(-1, -2) @ R2
-    s = torch.stack([M[..., 2, 1] - M[..., 1, 2], M[..., 0, 2] - M[..., 2, 0], M[..., 1, 0] - M[..., 0, 1]], -1)
+    s = torch.stack(
+        [M[..., 2, 1] - M[..., 1, 2], M[..., 0, 2] - M[..., 2, 0], M[..., 1, 0] - M[..., 0, 1]], -1
+    )
     cos = (M[..., 0, 0] + M[..., 1, 1] + M[..., 2, 2] - 1) / 2
     return torch.rad2deg(torch.atan2(s.norm(dim=-1) / 2, cos))

@@ -95,7 +95,7 @@ def _triangulate_reference(
     X = triangulate_dlt(P, uv_t, mask_t)
     err = reprojection_errors(X, P, uv_t, mask_t).masked_fill(~mask_t, 0)
     Xh = torch.cat([X, torch.ones_like(X[:, :1])], -1)
-    depth = torch.einsum("vij,nj->vn", cameras[views].w2c[:, 2:3, :].double(), Xh)[:, 0]
+    depth = torch.einsum("vj,nj->vn", cameras[views].w2c[:, 2, :].double(), Xh)
     ok = torch.isfinite(X).all(-1) & (err.amax(0) <= cfg.max_reproj_px) & ((depth > 0) | ~mask_t).all(0)
     stats["triangulated"] += int(pick.size)
     stats["kept"] += int(ok.sum())

@@ -361,8 +361,9 @@ def read_model(folder: str | os.PathLike) -> ColmapModel:
     cams = _parse(folder / f"cameras{ext}", _read_cameras_text if text else _read_cameras_bin)
     images = _parse(folder / f"images{ext}", _read_images_text if text else _read_images_bin)
     pts_path = folder / f"points3D{ext}"
-    pts = _parse(pts_path, _read_points_text if text else _read_points_bin) if pts_path.exists() else None
-    pts = pts or _points_dict([], [], [], [], [])
+    pts = _points_dict([], [], [], [], [])
+    if pts_path.exists():
+        pts = _parse(pts_path, _read_points_text if text else _read_points_bin)
     images = sorted(images, key=lambda im: im.id)
     return _build_model(folder, ext, cams, images, pts)
 
@@ -371,12 +372,14 @@ def _build_model(folder, ext, cams, images, pts) -> ColmapModel:
     V = len(images)
     K, w2c = np.zeros((V, 3, 3)), np.tile(np.eye(4), (V, 1, 1))
     sizes, distortion, models = np.zeros((V, 2), np.int64), {}, {}
+    if V:
+        w2c[:, :3, :3] = qvec_to_rotmat(np.stack([im.qvec for im in images]))
     for v, im in enumerate(images):
         cam = cams.get(im.camera_id)
-        where = folder / f"images{ext}"
         if cam is None:
             raise InputError(
-                f"cannot read COLMAP file {where}: image {im.name} uses missing camera {im.camera_id}"
+                f"cannot read COLMAP file {folder / ('images' + ext)}: image {im.name} uses missing camera "
+                f"{im.camera_id}; re-export the model with COLMAP"
             )
         if cam.model not in PINHOLE_LIKE:
             raise InputError(
@@ -386,7 +389,7 @@ def _build_model(folder, ext, cams, images, pts) -> ColmapModel:
         ifx, ify, icx = PINHOLE_LIKE[cam.model]
         p = cam.params
         K[v] = [[p[ifx], 0, p[icx]], [0, p[ify], p[icx + 1]], [0, 0, 1]]
-        w2c[v, :3, :3], w2c[v, :3, 3] = qvec_to_rotmat(im.qvec), im.tvec
+        w2c[v, :3, 3] = im.tvec
         sizes[v] = cam.width, cam.height
         distortion[im.name], models[im.name] = p[icx + 2 :].copy(), cam.model
     cameras = Cameras(

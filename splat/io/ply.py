@@ -57,7 +57,7 @@ def write_ply(path: str | os.PathLike, gaussians: Gaussians) -> Path:
     ]
     data = torch.cat(columns, 1).numpy()
     vertices = np.empty(N, [(n, "<f4") for n in gaussian_properties(K)])
-    vertices.view("<f4").reshape(N, -1)[:] = data
+    vertices.view("<f4").reshape(N, data.shape[1])[:] = data
     path = Path(path)
     _write_vertices(path, vertices)
     return path

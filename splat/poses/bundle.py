@@ -41,10 +41,19 @@ class BAResult:
     cost_history: list[float]
 
 
+def _mv(A: Tensor, x: Tensor) -> Tensor:
+    """Batched small matrix-vector product (..., m, n) x (..., n) -> (..., m)."""
+    return (A * x[..., None, :]).sum(-1)
+
+
+def _mm_t(A: Tensor, B: Tensor) -> Tensor:
+    """Batched A^T B for small blocks (..., k, m), (..., k, n) -> (..., m, n)."""
+    return (A[..., :, :, None] * B[..., :, None, :]).sum(-3)
+
+
 def project(w2c: Tensor, focal: Tensor, pp: Tensor, points: Tensor, obs: Observations):
     """Pixel projections (M,2) and camera-frame points (M,3) of the observed points."""
-    R, t = w2c[obs.cam, :3, :3], w2c[obs.cam, :3, 3]
-    Xc = (R @ points[obs.pt][..., None])[..., 0] + t
+    Xc = _mv(w2c[obs.cam, :3, :3], points[obs.pt]) + w2c[obs.cam, :3, 3]
     z = Xc[:, 2:].clamp_min(1e-9)
     return focal * Xc[:, :2] / z + pp[obs.cam], Xc
 
@@ -58,31 +67,19 @@ def _huber_cost(err: Tensor, delta: float) -> float:
 
 
 def _jacobians(w2c, focal, pp, points, obs):
-    """Residuals (M,2) and Jacobians wrt (omega, dt, log f) (M,2,7) and the point (M,2,3)."""
+    """Residuals (M,2), Jacobians wrt (omega, dt, log f) (M,2,7) and the point (M,2,3), in-front mask."""
     uv_hat, Xc = project(w2c, focal, pp, points, obs)
     x, y, z = Xc.unbind(-1)
     z = z.clamp_min(1e-9)
     zero = torch.zeros_like(z)
-    Dp = (focal / z)[:, None, None] * torch.stack(
-        [torch.stack([1 + zero, zero, -x / z], -1), torch.stack([zero, 1 + zero, -y / z], -1)], 1
-    )  # (M,2,3)
-    J_omega = -Dp @ _skew(Xc)  # d(exp(w) Xc)/dw = -[Xc]x
+    a = focal / z
+    Dp = torch.stack([torch.stack([a, zero, -a * x / z], -1), torch.stack([zero, a, -a * y / z], -1)], 1)
+    # d(exp(w) Xc)/dw = -[Xc]x, so the rotation columns are Dp @ -[Xc]x = Xc x (rows of Dp)
+    J_omega = torch.linalg.cross(Xc[:, None, :].expand(-1, 2, 3), Dp, dim=-1)
     J_f = (uv_hat - pp[obs.cam])[..., None]
     Jc = torch.cat([J_omega, Dp, J_f], -1)
-    Jx = Dp @ w2c[obs.cam, :3, :3]
+    Jx = (Dp[..., :, None] * w2c[obs.cam, None, :3, :3]).sum(-2)
     return uv_hat - obs.uv, Jc, Jx, Xc[:, 2] > 1e-6
-
-
-def _skew(v: Tensor) -> Tensor:
-    z = torch.zeros_like(v[:, 0])
-    return torch.stack(
-        [
-            torch.stack([z, -v[:, 2], v[:, 1]], -1),
-            torch.stack([v[:, 2], z, -v[:, 0]], -1),
-            torch.stack([-v[:, 1], v[:, 0], z], -1),
-        ],
-        1,
-    )
 
 
 def _obs_pairs(pt: Tensor) -> tuple[Tensor, Tensor]:
@@ -90,16 +87,67 @@ def _obs_pairs(pt: Tensor) -> tuple[Tensor, Tensor]:
     order = torch.argsort(pt, stable=True)
     sp = pt[order]
     M = len(pt)
-    start = torch.searchsorted(sp, sp, right=False)
     end = torch.searchsorted(sp, sp, right=True)
     pos = torch.arange(M)
-    a_list, b_list = [], []
-    for k in range(int((end - start).max()) if M else 0):
+    a_list, b_list = [order[:0]], [order[:0]]
+    k = 0
+    while True:
         ok = pos + k < end
+        if not bool(ok.any()):
+            break
         a, b = order[pos[ok]], order[pos[ok] + k]
         a_list += [a, b] if k else [a]
         b_list += [b, a] if k else [b]
+        k += 1
     return torch.cat(a_list), torch.cat(b_list)
+
+
+class _ParamMap:
+    """Maps the 7 per-view columns (omega, dt, log f) to the free-parameter vector."""
+
+    def __init__(self, V: int, free: Tensor, optimize_focal: bool):
+        full = torch.cat([torch.arange(6 * V).reshape(V, 6), torch.full((V, 1), 6 * V)], 1)  # (V,7)
+        keep = torch.cat([free.repeat_interleave(6), torch.tensor([optimize_focal])])
+        self.V, self.full, self.N = V, full, 6 * V + 1
+        self.keep = keep
+        self.n = int(keep.sum())
+
+    def square(self, blocks: Tensor) -> Tensor:
+        """(V,V,7,7) camera-pair blocks -> (n,n) matrix over free parameters."""
+        V, N = self.V, self.N
+        rows = self.full[:, None, :, None].expand(V, V, 7, 7)
+        cols = self.full[None, :, None, :].expand(V, V, 7, 7)
+        out = torch.zeros(N * N, dtype=blocks.dtype).index_add_(
+            0, (rows * N + cols).reshape(-1), blocks.reshape(-1)
+        )
+        return out.reshape(N, N)[self.keep][:, self.keep]
+
+    def vec(self, v: Tensor) -> Tensor:
+        """(V,7) -> (n,)."""
+        out = torch.zeros(self.N, dtype=v.dtype).index_add_(0, self.full.reshape(-1), v.reshape(-1))
+        return out[self.keep]
+
+    def expand(self, d: Tensor) -> Tensor:
+        """(n,) -> (V,7) per-view columns (zeros where fixed)."""
+        full = torch.zeros(self.N, dtype=d.dtype)
+        full[self.keep] = d
+        return full[self.full]
+
+
+def torch_threads(n: int):
+    """Context manager: run with n torch threads (small batched ops thrash with OpenMP on a busy box)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def _ctx():
+        old = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    return _ctx()
 
 
 def bundle_adjust(
@@ -113,72 +161,63 @@ def bundle_adjust(
     optimize_poses: bool = True,
     huber_px: float = 2.0,
     iters: int = 50,
-    tol: float = 1e-10,
+    tol: float = 1e-9,
 ) -> BAResult:
     """Refine poses, points and the shared focal. Shapes: w2c (V,4,4), pp (V,2), points (P,3)."""
+    with torch_threads(1):
+        return _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_poses, huber_px, iters, tol)
+
+
+def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_poses, huber_px, iters, tol):
     dt = torch.float64
     w2c, pp, points = w2c.to(dt).clone(), pp.to(dt), points.to(dt).clone()
     f = torch.tensor(float(focal), dtype=dt)
     V, P = w2c.shape[0], points.shape[0]
-    # global camera-parameter index of each of the 7 per-observation camera columns (-1 = fixed)
-    cam_index = torch.arange(6 * V).reshape(V, 6)
-    free = torch.ones(V, dtype=torch.bool)
+    free = torch.zeros(V, dtype=torch.bool) if not optimize_poses else torch.ones(V, dtype=torch.bool)
     free[list(fixed)] = False
-    if not optimize_poses:
-        free[:] = False
-    cam_index[~free] = -1
-    n_pose = int(free.sum()) * 6
-    cam_index[free] = torch.arange(n_pose).reshape(-1, 6)
-    nc = n_pose + int(optimize_focal)
-    f_index = torch.tensor([n_pose if optimize_focal else -1])
-    col_index = torch.cat([cam_index[obs.cam], f_index.expand(len(obs), 1)], 1)  # (M,7)
+    pmap = _ParamMap(V, free, optimize_focal)
     pa, pb = _obs_pairs(obs.pt)
+    pair_key = obs.cam[pa] * V + obs.cam[pb]
 
     def cost_of(w2c_, f_, X_):
-        r = project(w2c_, f_, pp, X_, obs)[0] - obs.uv
-        return _huber_cost(r.norm(dim=-1), huber_px)
+        return _huber_cost((project(w2c_, f_, pp, X_, obs)[0] - obs.uv).norm(dim=-1), huber_px)
 
-    lam, cost = 1e-3, cost_of(w2c, f, points)
+    lam, cost = 1e-4, cost_of(w2c, f, points)
     history = [cost]
     for _ in range(iters):
         r, Jc, Jx, front = _jacobians(w2c, f, pp, points, obs)
-        sw = (_huber_weights(r.norm(dim=-1), huber_px) * front).sqrt()[:, None, None]
-        r, Jc, Jx = sw[..., 0] * r, sw * Jc, sw * Jx
-        valid = col_index >= 0
-        A_obs = Jc.transpose(1, 2) @ Jc  # (M,7,7)
-        B_obs = Jc.transpose(1, 2) @ Jx  # (M,7,3)
-        g_c_obs = (Jc.transpose(1, 2) @ r[..., None])[..., 0]  # (M,7)
-        C = torch.zeros(P, 3, 3, dtype=dt).index_add_(0, obs.pt, Jx.transpose(1, 2) @ Jx)
-        g_x = torch.zeros(P, 3, dtype=dt).index_add_(0, obs.pt, (Jx.transpose(1, 2) @ r[..., None])[..., 0])
-        A = _scatter_square(A_obs, col_index, col_index, valid, valid, nc)
-        g_c = _scatter_vec(g_c_obs, col_index, valid, nc)
-        improved = False
-        for _attempt in range(8):
-            Cd = C + lam * torch.diag_embed(torch.diagonal(C, dim1=1, dim2=2) + 1e-9)
-            Cinv = torch.linalg.inv(Cd)
-            Q = B_obs @ Cinv[obs.pt]  # (M,7,3)
-            S = A + lam * torch.diag(torch.diagonal(A) + 1e-9)
-            S = S - _scatter_square(Q[pa] @ B_obs[pb].transpose(1, 2), col_index[pa], col_index[pb],
-                                    valid[pa], valid[pb], nc)
-            rhs = -g_c + _scatter_vec((Q @ g_x[obs.pt][..., None])[..., 0], col_index, valid, nc)
-            dc = torch.linalg.solve(S + 1e-12 * torch.eye(nc, dtype=dt), rhs) if nc else rhs
-            dc_obs = torch.where(valid, torch.cat([dc, dc.new_zeros(1)])[col_index], 0.0)
-            Bt_dc = torch.zeros(P, 3, dtype=dt).index_add_(
-                0, obs.pt, (B_obs.transpose(1, 2) @ dc_obs[..., None])[..., 0]
-            )
-            dx = -(Cinv @ (g_x + Bt_dc)[..., None])[..., 0]
-            w2c_n, f_n = _apply_pose_update(w2c, dc, free, n_pose), f
-            if optimize_focal:
-                f_n = f * torch.exp(dc[n_pose])
+        sw = (_huber_weights(r.norm(dim=-1), huber_px) * front).sqrt()[:, None]
+        r, Jc, Jx = sw * r, sw[..., None] * Jc, sw[..., None] * Jx
+        B_obs = _mm_t(Jc, Jx)  # (M,7,3)
+        A = torch.zeros(V, 7, 7, dtype=dt).index_add_(0, obs.cam, _mm_t(Jc, Jc))
+        g_c = torch.zeros(V, 7, dtype=dt).index_add_(0, obs.cam, _mv(Jc.transpose(1, 2), r))
+        C = torch.zeros(P, 3, 3, dtype=dt).index_add_(0, obs.pt, _mm_t(Jx, Jx))
+        g_x = torch.zeros(P, 3, dtype=dt).index_add_(0, obs.pt, _mv(Jx.transpose(1, 2), r))
+        A_full = torch.zeros(V * V, 7, 7, dtype=dt)
+        A_full[torch.arange(V) * (V + 1)] = A
+        A_n, g_n = pmap.square(A_full.reshape(V, V, 7, 7)), pmap.vec(g_c)
+        for _attempt in range(10):
+            Cinv = torch.linalg.inv(C + lam * torch.diag_embed(torch.diagonal(C, dim1=1, dim2=2) + 1e-9))
+            Q = _mm_t(B_obs.transpose(1, 2), Cinv[obs.pt])  # (M,7,3) = B C^-1
+            QBt = (Q[pa][:, :, None, :] * B_obs[pb][:, None, :, :]).sum(-1)  # (pairs,7,7)
+            T = torch.zeros(V * V, 7, 7, dtype=dt).index_add_(0, pair_key, QBt)
+            S = A_n + lam * torch.diag(torch.diagonal(A_n) + 1e-9) - pmap.square(T.reshape(V, V, 7, 7))
+            QG = torch.zeros(V, 7, dtype=dt).index_add_(0, obs.cam, _mv(Q, g_x[obs.pt]))
+            dc = torch.linalg.solve(S, -g_n + pmap.vec(QG)) if pmap.n else g_n
+            dc_obs = pmap.expand(dc)[obs.cam]  # (M,7)
+            Bt_dc = torch.zeros(P, 3, dtype=dt).index_add_(0, obs.pt, _mv(B_obs.transpose(1, 2), dc_obs))
+            dx = -_mv(Cinv, g_x + Bt_dc)
+            dview = pmap.expand(dc)
+            w2c_n = _apply_pose_update(w2c, dview[:, :6])
+            f_n = f * torch.exp(dview[0, 6]) if optimize_focal else f
             X_n = points + dx
             cost_n = cost_of(w2c_n, f_n, X_n)
             if cost_n < cost:
-                w2c, f, points, lam = w2c_n, f_n, X_n, max(lam / 10, 1e-9)
-                improved = True
                 break
             lam *= 10
-        if not improved:
+        if not cost_n < cost:
             break
+        w2c, f, points, lam = w2c_n, f_n, X_n, max(lam / 10, 1e-9)
         rel = (cost - cost_n) / max(cost, 1e-30)
         cost = cost_n
         history.append(cost)
@@ -188,25 +227,12 @@ def bundle_adjust(
     return BAResult(w2c, float(f), points, res, history)
 
 
-def _scatter_square(blocks: Tensor, rows: Tensor, cols: Tensor, vr: Tensor, vc: Tensor, n: int) -> Tensor:
-    """Sum (M,7,7) blocks into an (n,n) matrix at rows[m,a], cols[m,b], skipping fixed columns."""
-    ok = vr[:, :, None] & vc[:, None, :]
-    lin = (rows[:, :, None] * n + cols[:, None, :])[ok]
-    return torch.zeros(n * n, dtype=blocks.dtype).index_add_(0, lin, blocks[ok]).reshape(n, n)
-
-
-def _scatter_vec(v: Tensor, idx: Tensor, valid: Tensor, n: int) -> Tensor:
-    return torch.zeros(n, dtype=v.dtype).index_add_(0, idx[valid], v[valid])
-
-
-def _apply_pose_update(w2c: Tensor, dc: Tensor, free: Tensor, n_pose: int) -> Tensor:
+def _apply_pose_update(w2c: Tensor, xi: Tensor) -> Tensor:
+    """Left update T <- [exp(w) R, exp(w) t + dt] per view; xi (V,6) = (w, dt)."""
     out = w2c.clone()
-    if n_pose == 0:
-        return out
-    xi = dc[:n_pose].reshape(-1, 6)
     dR = roma.rotvec_to_rotmat(xi[:, :3])
-    out[free, :3, :3] = dR @ w2c[free, :3, :3]
-    out[free, :3, 3] = (dR @ w2c[free, :3, 3][..., None])[..., 0] + xi[:, 3:]
+    out[:, :3, :3] = dR @ w2c[:, :3, :3]
+    out[:, :3, 3] = _mv(dR, w2c[:, :3, 3]) + xi[:, 3:]
     return out
 
 

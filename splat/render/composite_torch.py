@@ -62,17 +62,14 @@ def bin_gaussians(
     return gid[perm], tile_counts
 
 
-def _chunks(tile_counts: list[int], budget: int) -> list[tuple[int, int, int]]:
-    """Split tiles into contiguous chunks with n_tiles * max_len <= budget: (start, stop, max_len)."""
-    out, start, longest = [], 0, 0
-    for i, n in enumerate(tile_counts):
-        new_longest = max(longest, n)
-        if i > start and (i + 1 - start) * new_longest > budget:
-            out.append((start, i, longest))
-            start, new_longest = i, n
-        longest = new_longest
-    if tile_counts:
-        out.append((start, len(tile_counts), longest))
+def _chunks(lengths: list[int], budget: int) -> list[tuple[int, int, int]]:
+    """Split a descending list of lengths into runs with n * max_len <= budget: (start, stop, max_len)."""
+    out, start = [], 0
+    while start < len(lengths):
+        longest = lengths[start]
+        stop = start + max(1, budget // max(longest, 1))
+        out.append((start, min(stop, len(lengths)), longest))
+        start = stop
     return out
 
 
@@ -84,25 +81,24 @@ def _composite_chunk(
     Returns colour (B, P, 3), final transmittance (B, P), depth (B, P) with P = tile_size^2.
     """
     means2d, conics, colors, opacities, depths = feats
+    dtype = means2d.dtype
     k = torch.arange(tile_size * tile_size, device=idx.device)
     px = (tile_ids % tiles_x)[:, None] * tile_size + k % tile_size  # (B, P)
     py = torch.div(tile_ids, tiles_x, rounding_mode="floor")[:, None] * tile_size + k // tile_size
-    dtype = means2d.dtype
-    m, cn = means2d[idx], conics[idx]  # (B, L, 2), (B, L, 3)
-    dx = m[..., 0:1] - (px[:, None, :].to(dtype) + 0.5)  # (B, L, P)
-    dy = m[..., 1:2] - (py[:, None, :].to(dtype) + 0.5)
-    sigma = 0.5 * (cn[..., 0:1] * dx * dx + cn[..., 2:3] * dy * dy) + cn[..., 1:2] * dx * dy
-    alpha = (opacities[idx][..., None] * torch.exp(-sigma.clamp_min(0))).clamp_max(ALPHA_MAX)
-    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
-    with torch.no_grad():  # a Gaussian is composited only while T stays >= T_MIN (prefix mask)
-        keep = torch.cumprod(1 - alpha, dim=1) >= T_MIN
-    alpha = alpha * keep
-    trans = torch.cumprod(1 - alpha, dim=1)
-    t_before = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], 1)
-    weight = alpha * t_before  # (B, L, P)
-    color = torch.einsum("blp,blc->bpc", weight, colors[idx])
-    depth = torch.einsum("blp,bl->bp", weight, depths[idx])
-    return color, trans[:, -1], depth
+    m, cn = means2d[idx][:, None], conics[idx][:, None]  # (B, 1, L, 2), (B, 1, L, 3)
+    dx = m[..., 0] - (px.to(dtype) + 0.5)[..., None]  # (B, P, L)
+    dy = m[..., 1] - (py.to(dtype) + 0.5)[..., None]
+    sigma = 0.5 * (cn[..., 0] * dx * dx + cn[..., 2] * dy * dy) + cn[..., 1] * dx * dy
+    alpha = (opacities[idx][:, None] * torch.exp(-sigma.clamp_min(0))).clamp_max(ALPHA_MAX)
+    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, 0.0)
+    with torch.no_grad():  # a Gaussian is composited only while T stays >= T_MIN (a prefix mask)
+        stopped = torch.cumprod(1 - alpha, dim=2) < T_MIN
+    alpha = alpha.masked_fill(stopped, 0.0)
+    trans = torch.cumprod(1 - alpha, dim=2)  # (B, P, L): T after each Gaussian
+    weight = alpha * torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], 2)
+    color_depth = torch.cat([colors[idx], depths[idx][..., None]], -1)  # (B, L, 4)
+    out = weight @ color_depth  # (B, P, 4)
+    return out[..., :3], trans[..., -1], out[..., 3]
 
 
 def _pad_one(x: Tensor) -> Tensor:
@@ -140,28 +136,27 @@ def composite_torch(
     # One dummy Gaussian (index N, all zeros: opacity 0) pads the per-tile lists.
     feats = tuple(_pad_one(x) for x in (means2d, conics, colors, opacities, depths))
     n = means2d.shape[0]
-    offsets = (torch.cumsum(counts, 0) - counts).tolist()
-    counts_l = counts.tolist()
+    offsets = torch.cumsum(counts, 0) - counts
+    tile_order = torch.sort(counts, descending=True, stable=True).indices  # similar lengths share a chunk
+    lengths = counts[tile_order].tolist()
     colors_out, trans_out, depth_out = [], [], []
-    for start, stop, longest in _chunks(counts_l, chunk_budget):
-        B = stop - start
+    for start, stop, longest in _chunks(lengths, chunk_budget):
+        tile_ids = tile_order[start:stop]
+        B = tile_ids.numel()
         if longest == 0:
             colors_out.append(torch.zeros(B, P, 3, dtype=dtype, device=device))
             trans_out.append(torch.ones(B, P, dtype=dtype, device=device))
             depth_out.append(torch.zeros(B, P, dtype=dtype, device=device))
             continue
-        cnt = counts[start:stop]
         slot = torch.arange(longest, device=device)
-        valid = slot[None, :] < cnt[:, None]
-        src = torch.as_tensor(offsets[start:stop], device=device)[:, None] + slot
-        src = src.clamp_max(max(gids.numel() - 1, 0))
-        idx = torch.where(valid, gids[src], torch.full_like(src, n))
-        tile_ids = torch.arange(start, stop, device=device)
+        src = (offsets[tile_ids][:, None] + slot).clamp_max(gids.numel() - 1)
+        idx = torch.where(slot < counts[tile_ids][:, None], gids[src], n)
         c, t, d = _composite_chunk(idx, tile_ids, feats, tiles_x, tile_size)
         colors_out.append(c)
         trans_out.append(t)
         depth_out.append(d)
-    color, trans, depth = torch.cat(colors_out), torch.cat(trans_out), torch.cat(depth_out)
+    inverse = torch.argsort(tile_order)
+    color, trans, depth = (torch.cat(x)[inverse] for x in (colors_out, trans_out, depth_out))
 
     def untile(x: Tensor) -> Tensor:  # (n_tiles, P, ...) -> (H, W, ...)
         x = x.reshape(tiles_y, tiles_x, tile_size, tile_size, *x.shape[2:]).transpose(1, 2)
