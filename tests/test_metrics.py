@@ -73,6 +73,8 @@ def test_shape_mismatch_raises():
         psnr(torch.rand(4, 4, 3), torch.rand(4, 5, 3))
     with pytest.raises(ValueError):
         ssim(torch.rand(3, 4, 4), torch.rand(3, 4, 4))
+    with pytest.raises(ValueError):  # uint8 images would give silently wrong numbers
+        psnr(torch.zeros(4, 4, 3, dtype=torch.uint8), torch.zeros(4, 4, 3, dtype=torch.uint8))
 
 
 def test_lpips_is_none_without_weights(monkeypatch, tmp_path):

@@ -23,6 +23,8 @@ LPIPS_ENV = "SPLAT_LPIPS_WEIGHTS"
 def _check_pair(img: Tensor, gt: Tensor) -> None:
     if img.shape != gt.shape or img.ndim not in (3, 4) or img.shape[-1] != 3:
         raise ValueError(f"metrics need two (H,W,3) or (B,H,W,3) images, got {img.shape} and {gt.shape}")
+    if not (img.is_floating_point() and gt.is_floating_point()):
+        raise ValueError(f"metrics need float images in [0, 1], got {img.dtype} and {gt.dtype}")
 
 
 def psnr(img: Tensor, gt: Tensor) -> Tensor:

@@ -82,26 +82,6 @@ def _jacobians(w2c, focal, pp, points, obs):
     return uv_hat - obs.uv, Jc, Jx, Xc[:, 2] > 1e-6
 
 
-def _obs_pairs(pt: Tensor) -> tuple[Tensor, Tensor]:
-    """All ordered pairs (a, b) of observations that see the same point (including a == b)."""
-    order = torch.argsort(pt, stable=True)
-    sp = pt[order]
-    M = len(pt)
-    end = torch.searchsorted(sp, sp, right=True)
-    pos = torch.arange(M)
-    a_list, b_list = [order[:0]], [order[:0]]
-    k = 0
-    while True:
-        ok = pos + k < end
-        if not bool(ok.any()):
-            break
-        a, b = order[pos[ok]], order[pos[ok] + k]
-        a_list += [a, b] if k else [a]
-        b_list += [b, a] if k else [b]
-        k += 1
-    return torch.cat(a_list), torch.cat(b_list)
-
-
 class _ParamMap:
     """Maps the 7 per-view columns (omega, dt, log f) to the free-parameter vector."""
 
@@ -160,8 +140,8 @@ def bundle_adjust(
     optimize_focal: bool = True,
     optimize_poses: bool = True,
     huber_px: float = 2.0,
-    iters: int = 50,
-    tol: float = 1e-9,
+    iters: int = 40,
+    tol: float = 1e-6,
 ) -> BAResult:
     """Refine poses, points and the shared focal. Shapes: w2c (V,4,4), pp (V,2), points (P,3)."""
     with torch_threads(1):
@@ -176,8 +156,6 @@ def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_
     free = torch.zeros(V, dtype=torch.bool) if not optimize_poses else torch.ones(V, dtype=torch.bool)
     free[list(fixed)] = False
     pmap = _ParamMap(V, free, optimize_focal)
-    pa, pb = _obs_pairs(obs.pt)
-    pair_key = obs.cam[pa] * V + obs.cam[pb]
 
     def cost_of(w2c_, f_, X_):
         return _huber_cost((project(w2c_, f_, pp, X_, obs)[0] - obs.uv).norm(dim=-1), huber_px)
@@ -196,13 +174,14 @@ def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_
         A_full = torch.zeros(V * V, 7, 7, dtype=dt)
         A_full[torch.arange(V) * (V + 1)] = A
         A_n, g_n = pmap.square(A_full.reshape(V, V, 7, 7)), pmap.vec(g_c)
+        E = torch.zeros(P, V, 7, 3, dtype=dt).index_put_((obs.pt, obs.cam), B_obs, accumulate=True)
         for _attempt in range(10):
             Cinv = torch.linalg.inv(C + lam * torch.diag_embed(torch.diagonal(C, dim1=1, dim2=2) + 1e-9))
-            Q = _mm_t(B_obs.transpose(1, 2), Cinv[obs.pt])  # (M,7,3) = B C^-1
-            QBt = (Q[pa][:, :, None, :] * B_obs[pb][:, None, :, :]).sum(-1)  # (pairs,7,7)
-            T = torch.zeros(V * V, 7, 7, dtype=dt).index_add_(0, pair_key, QBt)
-            S = A_n + lam * torch.diag(torch.diagonal(A_n) + 1e-9) - pmap.square(T.reshape(V, V, 7, 7))
-            QG = torch.zeros(V, 7, dtype=dt).index_add_(0, obs.cam, _mv(Q, g_x[obs.pt]))
+            Q = (E[..., :, :, None] * Cinv[:, None, None, :, :]).sum(-2)  # (P,V,7,3) = E C^-1
+            T = Q.permute(1, 2, 0, 3).reshape(7 * V, 3 * P) @ E.permute(1, 2, 0, 3).reshape(7 * V, 3 * P).T
+            T = T.reshape(V, 7, V, 7).permute(0, 2, 1, 3)
+            S = A_n + lam * torch.diag(torch.diagonal(A_n) + 1e-9) - pmap.square(T)
+            QG = (Q * g_x[:, None, None, :]).sum((0, 3))  # (V,7)
             dc = torch.linalg.solve(S, -g_n + pmap.vec(QG)) if pmap.n else g_n
             dc_obs = pmap.expand(dc)[obs.cam]  # (M,7)
             Bt_dc = torch.zeros(P, 3, dtype=dt).index_add_(0, obs.pt, _mv(B_obs.transpose(1, 2), dc_obs))

@@ -1,0 +1,119 @@
+"""Sparse guidance for dense flow: SIFT matches, epipolar verification, sparse-to-dense interpolation.
+
+Coordinates use the pixel-centre convention throughout: pixel (row i, column j) has its centre at
+(x, y) = (j + 0.5, i + 0.5), so scaling an image by s scales every coordinate by exactly s.
+A fundamental matrix F acts on such coordinates: x1^T F x0 = 0 with x = (x, y, 1).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
+from scipy.spatial import cKDTree
+
+MIN_MATCHES_FOR_F = 16  # fewer verified matches than this and an estimated F is not trusted
+
+
+def sift_matches(gray0: np.ndarray, gray1: np.ndarray, max_features: int = 8000, ratio: float = 0.8):
+    """Mutual nearest-neighbour SIFT matches passing Lowe's ratio test.
+
+    Args:
+        gray0, gray1: uint8 grayscale images (H0,W0), (H1,W1).
+    Returns:
+        xy0 (n,2), xy1 (n,2) float64 pixel-centre coordinates.
+    """
+    sift = cv2.SIFT_create(nfeatures=max_features)
+    k0, d0 = sift.detectAndCompute(gray0, None)
+    k1, d1 = sift.detectAndCompute(gray1, None)
+    if d0 is None or d1 is None or len(k0) < 2 or len(k1) < 2:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    bf = cv2.BFMatcher(cv2.NORM_L2)
+    fwd = bf.knnMatch(d0, d1, k=2)
+    back = {m.queryIdx: m.trainIdx for m in bf.match(d1, d0)}
+    pairs = [
+        (a.queryIdx, a.trainIdx)
+        for a, b in (m for m in fwd if len(m) == 2)
+        if a.distance < ratio * b.distance and back.get(a.trainIdx) == a.queryIdx
+    ]
+    if not pairs:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    i0, i1 = np.array(pairs).T
+    xy0 = np.array([k0[i].pt for i in i0], np.float64) + 0.5  # OpenCV keypoints: centre at integer
+    xy1 = np.array([k1[i].pt for i in i1], np.float64) + 0.5
+    return xy0, xy1
+
+
+def epipolar_distance(F: np.ndarray, xy0: np.ndarray, xy1: np.ndarray) -> np.ndarray:
+    """Distance (px) of each xy1 (...,2) to the epipolar line F x0 of its xy0 (...,2) in image 1."""
+    h0 = np.concatenate([xy0, np.ones_like(xy0[..., :1])], -1)
+    lines = h0 @ F.T  # (...,3): a x + b y + c = 0 in image 1
+    num = lines[..., 0] * xy1[..., 0] + lines[..., 1] * xy1[..., 1] + lines[..., 2]
+    return np.abs(num) / np.maximum(np.hypot(lines[..., 0], lines[..., 1]), 1e-12)
+
+
+def project_to_epipolar_lines(F: np.ndarray, xy0: np.ndarray, xy1: np.ndarray) -> np.ndarray:
+    """Closest point to each xy1 (...,2) on the epipolar line F x0 of its xy0 (...,2)."""
+    h0 = np.concatenate([xy0, np.ones_like(xy0[..., :1])], -1)
+    lines = h0 @ F.T
+    n2 = np.maximum(lines[..., 0] ** 2 + lines[..., 1] ** 2, 1e-24)
+    r = (lines[..., 0] * xy1[..., 0] + lines[..., 1] * xy1[..., 1] + lines[..., 2]) / n2
+    return xy1 - r[..., None] * lines[..., :2]
+
+
+def verify_matches(xy0: np.ndarray, xy1: np.ndarray, F: np.ndarray | None = None, thresh_px: float = 1.5):
+    """Keep matches consistent with epipolar geometry, estimating F by MAGSAC when it is not given.
+
+    Returns:
+        (F (3,3) or None when it could not be estimated reliably, inlier mask (n,) bool).
+    """
+    n = len(xy0)
+    if F is not None:
+        ok = epipolar_distance(F, xy0, xy1) <= thresh_px if n else np.zeros(0, bool)
+        return F, ok
+    if n < MIN_MATCHES_FOR_F:
+        return None, np.ones(n, bool)
+    F_est, mask = cv2.findFundamentalMat(xy0, xy1, cv2.USAC_MAGSAC, thresh_px, 0.9999, 10000)
+    if F_est is None or F_est.shape != (3, 3) or mask is None or int(mask.sum()) < MIN_MATCHES_FOR_F:
+        return None, np.ones(n, bool)
+    return F_est, mask.ravel().astype(bool)
+
+
+def consistent_with_neighbours(xy0: np.ndarray, xy1: np.ndarray, k: int = 8, tol: float = 0.25):
+    """(n,) bool: a match's displacement agrees with the median displacement of its k nearest matches.
+
+    The tolerance is relative to the spread of displacements (at least 4 px), so true depth changes
+    between neighbours survive while isolated wrong matches along the epipolar line do not.
+    """
+    n = len(xy0)
+    if n <= k:
+        return np.ones(n, bool)
+    d = xy1 - xy0
+    _, idx = cKDTree(xy0).query(xy0, k=k + 1)
+    med = np.median(d[idx[:, 1:]], axis=1)
+    spread = max(4.0, float(np.percentile(np.linalg.norm(d - np.median(d, 0), axis=1), 90)))
+    return np.linalg.norm(d - med, axis=1) <= tol * spread + 2.0
+
+
+def interpolate_flow(xy0: np.ndarray, xy1: np.ndarray, shape: tuple[int, int], step: int = 4) -> np.ndarray:
+    """Dense (H,W,2) float32 flow of image-0 pixels, linear over the Delaunay mesh of the matches.
+
+    Outside the convex hull of the matches the nearest match's displacement is used. The field is
+    evaluated on a grid every `step` pixels and resized, since it only seeds a coarse-to-fine flow.
+    """
+    H, W = shape
+    if len(xy0) == 0:
+        return np.zeros((H, W, 2), np.float32)
+    d = xy1 - xy0
+    h, w = max(1, -(-H // step)), max(1, -(-W // step))
+    gx, gy = np.meshgrid((np.arange(w) + 0.5) * W / w, (np.arange(h) + 0.5) * H / h)
+    q = np.stack([gx.ravel(), gy.ravel()], -1)
+    near = NearestNDInterpolator(xy0, d)(q)
+    if len(xy0) >= 3:
+        try:
+            lin = LinearNDInterpolator(xy0, d)(q)
+            near = np.where(np.isfinite(lin), lin, near)
+        except Exception:  # degenerate (collinear) match sets: nearest is all we have
+            pass
+    coarse = near.reshape(h, w, 2).astype(np.float32)
+    return cv2.resize(coarse, (W, H), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,205 @@
+"""render(): one differentiable view of a set of Gaussians, on one of three compositing backends.
+
+Projection and SH colour run in PyTorch (autograd reaches the Gaussians, the pose and K); the
+compositing step is `composite_torch` (reference), the native C++ kernel, or gsplat on CUDA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from splat.errors import SplatError
+from splat.render.composite_torch import composite_torch
+from splat.render.project import project_gaussians
+from splat.render.sh import SH_C0, eval_sh
+from splat.types import Cameras, Gaussians
+
+BACKENDS = ("auto", "torch", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Rarely changed rendering options.
+
+    Attributes:
+        near, far: camera-space z range drawn.
+        eps2d: 2D covariance low-pass in pixels^2 (0.3 as in 3DGS).
+        antialias: Mip-Splatting opacity compensation (gsplat's 'antialiased' mode).
+        tile_size: compositing tile edge in pixels.
+        clamp_colors: clamp SH colours at 0 (as 3DGS and gsplat do).
+    """
+
+    near: float = 0.01
+    far: float = 1e10
+    eps2d: float = 0.3
+    antialias: bool = False
+    tile_size: int = 16
+    clamp_colors: bool = True
+
+
+@dataclass
+class RenderOutput:
+    """One rendered view.
+
+    Attributes:
+        image: (H, W, 3) colour, background included.
+        alpha: (H, W) accumulated opacity 1 - T_final.
+        depth: (H, W) alpha-weighted depth sum_i w_i z_i (not normalised; see normalized_depth()).
+        radii: (N,) int32 screen footprint radius, 0 = not drawn.
+        visible: (N,) bool, radii > 0.
+        means2d: (N, 2) pixel positions; for torch/cpu it retains its grad (read `means2d_grad`).
+        backend: the backend that ran ("torch", "cpu" or "cuda").
+    """
+
+    image: Tensor
+    alpha: Tensor
+    depth: Tensor
+    radii: Tensor
+    visible: Tensor
+    means2d: Tensor
+    backend: str
+    means2d_graph: Tensor | None = field(default=None, repr=False)  # tensor whose .grad holds dL/dmeans2d
+
+    def normalized_depth(self, eps: float = 1e-6) -> Tensor:
+        """Expected depth per pixel, depth / alpha, (H, W); 0 where alpha is ~0."""
+        return torch.where(self.alpha > eps, self.depth / self.alpha.clamp_min(eps), 0.0)
+
+    @property
+    def means2d_grad(self) -> Tensor | None:
+        """dLoss/dmeans2d (N, 2) after backward(), or None."""
+        g = (self.means2d_graph if self.means2d_graph is not None else self.means2d).grad
+        return None if g is None else g.reshape(-1, 2)
+
+
+def camera_parts(camera: Cameras | Sequence) -> tuple[Tensor, Tensor, int, int]:
+    """A one-view Cameras or (K (3,3), w2c (4,4), width, height) -> (K, w2c, width, height)."""
+    if isinstance(camera, Cameras):
+        if len(camera) != 1:
+            raise ValueError(f"render() takes one view, got Cameras with {len(camera)} views (index it)")
+        return camera.K[0], camera.w2c[0], int(camera.width[0]), int(camera.height[0])
+    K, w2c, width, height = camera
+    return K, w2c, int(width), int(height)
+
+
+def camera_center(w2c: Tensor) -> Tensor:
+    """Camera centre in world coordinates, (3,): -R^T t."""
+    return -w2c[:3, :3].T @ w2c[:3, 3]
+
+
+def gaussian_colors(gaussians: Gaussians, w2c: Tensor, sh_degree: int, clamp: bool = True) -> Tensor:
+    """View-dependent RGB (N, 3): SH at the view direction (mean - camera centre) + 0.5, clamped >= 0."""
+    if sh_degree == 0:
+        rgb = SH_C0 * gaussians.sh_dc
+    else:
+        dirs = torch.nn.functional.normalize(gaussians.means - camera_center(w2c), dim=-1)
+        rgb = eval_sh(sh_degree, gaussians.sh_dc, dirs, sh_rest=gaussians.sh_rest)
+    rgb = rgb + 0.5
+    return rgb.clamp_min(0) if clamp else rgb
+
+
+_NATIVE: dict[str, object] = {}
+
+
+def native_composite():
+    """The native kernel's composite_cpu (imported, and built, on first use); SplatError if unavailable."""
+    if "fn" not in _NATIVE:
+        try:
+            from splat.render.native import composite_cpu
+        except Exception as e:  # missing module, failed build, missing compiler
+            _NATIVE["error"] = e
+            _NATIVE["fn"] = None
+        else:
+            _NATIVE["fn"] = composite_cpu
+    if _NATIVE["fn"] is None:
+        raise SplatError(
+            f"the native CPU rasterizer is unavailable ({_NATIVE['error']}); use backend='torch'"
+        )
+    return _NATIVE["fn"]
+
+
+def _pick_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown render backend {backend!r}; choose one of {BACKENDS}")
+    if backend != "auto":
+        return backend
+    if device.type == "cuda":
+        return "cuda"
+    if dtype == torch.float32:
+        try:
+            native_composite()
+            return "cpu"
+        except SplatError:
+            pass
+    return "torch"
+
+
+def render(
+    gaussians: Gaussians,
+    camera: Cameras | Sequence,
+    *,
+    sh_degree: int | None = None,
+    background: Tensor | Sequence[float] | None = None,
+    backend: str = "auto",
+    settings: RenderSettings = RenderSettings(),  # noqa: B008 (frozen, immutable)
+) -> RenderOutput:
+    """Render one view of `gaussians`.
+
+    Args:
+        gaussians: N Gaussians (any may require grad).
+        camera: one-view Cameras, or (K (3,3), w2c (4,4), width, height); K and w2c may require grad.
+        sh_degree: SH bands used, default all that are stored.
+        background: (3,) RGB, default black.
+        backend: "torch" (reference), "cpu" (native kernel), "cuda" (gsplat) or "auto"
+            (cuda for CUDA tensors, else cpu when the native kernel loads and dtype is float32, else torch).
+        settings: RenderSettings.
+    """
+    K, w2c, width, height = camera_parts(camera)
+    degree = gaussians.sh_degree if sh_degree is None else int(sh_degree)
+    if not 0 <= degree <= gaussians.sh_degree:
+        raise ValueError(f"sh_degree {degree} not in 0..{gaussians.sh_degree} (the stored SH bands)")
+    device, dtype = gaussians.device, gaussians.dtype
+    bg = torch.zeros(3) if background is None else background
+    bg = torch.as_tensor(bg, dtype=dtype).to(device).reshape(3)
+    K, w2c = K.to(device=device, dtype=dtype), w2c.to(device=device, dtype=dtype)
+    chosen = _pick_backend(backend, device, dtype)
+    if chosen == "cuda":
+        return _render_cuda(gaussians, K, w2c, width, height, degree, bg, settings)
+    proj = project_gaussians(
+        gaussians.means, gaussians.log_scales, gaussians.quats, w2c, K, width, height,
+        near=settings.near, far=settings.far, eps2d=settings.eps2d, antialias=settings.antialias,
+    )  # fmt: skip
+    opacities = gaussians.opacities
+    if proj.opacity_compensation is not None:
+        opacities = opacities * proj.opacity_compensation
+    colors = gaussian_colors(gaussians, w2c, degree, settings.clamp_colors)
+    composite = composite_torch if chosen == "torch" else native_composite()
+    image, alpha, depth = composite(
+        proj.means2d, proj.conics, colors, opacities, proj.depths, proj.radii,
+        width, height, bg, tile_size=settings.tile_size,
+    )  # fmt: skip
+    if proj.means2d.requires_grad:
+        proj.means2d.retain_grad()
+    return RenderOutput(image, alpha, depth, proj.radii, proj.radii > 0, proj.means2d, chosen)
+
+
+def _render_cuda(
+    g: Gaussians, K: Tensor, w2c: Tensor, width: int, height: int, degree: int, bg: Tensor, s: RenderSettings
+) -> RenderOutput:
+    from splat.render.gsplat_backend import render_gsplat
+
+    if s.clamp_colors:
+        colors, sh_arg = torch.cat([g.sh_dc[:, None], g.sh_rest[:, : (degree + 1) ** 2 - 1]], 1), degree
+    else:
+        colors, sh_arg = gaussian_colors(g, w2c, degree, clamp=False), None
+    image, alpha, depth, radii, means2d = render_gsplat(
+        g.means, g.log_scales, g.quats, g.opacities, colors, K, w2c, width, height,
+        sh_degree=sh_arg, background=bg, near=s.near, far=s.far, eps2d=s.eps2d,
+        antialias=s.antialias, tile_size=s.tile_size,
+    )  # fmt: skip
+    if means2d.requires_grad:
+        means2d.retain_grad()
+    return RenderOutput(image, alpha, depth, radii, radii > 0, means2d.detach()[0], "cuda", means2d)
