@@ -62,6 +62,12 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_view(args: argparse.Namespace) -> None:
+    from viewer import serve
+
+    serve(args.path, host=args.host, port=args.port, say=lambda line: print(line, flush=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splat", description="Photos in, a Gaussian splatting scene out.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--max-side", type=int, default=None)
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("view", help="open a run folder or .ply in the browser viewer")
+    p.add_argument("path", help="run folder (splat.ply, cameras/) or a 3DGS .ply file")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
+    p.add_argument("--port", type=int, default=8080, help="port (the next free one if taken)")
+    p.set_defaults(func=_cmd_view)
     return parser
 
 

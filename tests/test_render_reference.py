@@ -66,7 +66,10 @@ def random_screen_gaussians(N, W, H, dtype=torch.float32, opacity_max=1.0, size=
     opacities = torch.rand(N) * opacity_max
     depths = torch.rand(N) * 5 + 1
     depths[: N // 4] = depths[N // 4 : 2 * (N // 4)]  # equal depths: ties broken by index
-    return [t.to(dtype) if t.is_floating_point() else t for t in (means2d, conics, colors, opacities, depths, radii)]
+    return [
+        t.to(dtype) if t.is_floating_point() else t
+        for t in (means2d, conics, colors, opacities, depths, radii)
+    ]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -85,7 +88,9 @@ def test_composite_matches_brute_force(dtype, tile_size):
 
 def test_saturated_pixels_terminate_like_brute_force():
     W, H = 32, 32
-    means2d, conics, colors, _, depths, radii = random_screen_gaussians(300, W, H, torch.float64, size=(6, 12))
+    means2d, conics, colors, _, depths, radii = random_screen_gaussians(
+        300, W, H, torch.float64, size=(6, 12)
+    )
     opacities = 0.9 + 0.1 * torch.rand(300, dtype=torch.float64)  # some hit the 0.99 clamp
     radii[:] = 40
     bg = torch.rand(3, dtype=torch.float64)

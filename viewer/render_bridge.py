@@ -28,7 +28,8 @@ def _render_reference(gaussians: Gaussians, camera: Cameras, background: torch.T
     from splat.render.sh import eval_sh
 
     W, H = int(camera.width[0]), int(camera.height[0])
-    p = project_gaussians(gaussians.means, gaussians.log_scales, gaussians.quats, camera.w2c[0], camera.K[0], W, H)
+    g = gaussians
+    p = project_gaussians(g.means, g.log_scales, g.quats, camera.w2c[0], camera.K[0], W, H)
     dirs = torch.nn.functional.normalize(gaussians.means - camera.centers[0], dim=-1)
     colors = (eval_sh(gaussians.sh_degree, gaussians.sh_dc, dirs, gaussians.sh_rest) + 0.5).clamp_min(0)
     image, _, _ = composite_torch(

@@ -55,9 +55,9 @@ def fit_display_frame(means: Tensor, cameras: Cameras | None = None) -> DisplayF
 
 
 def importance(gaussians: Gaussians) -> Tensor:
-    """(N,) opacity times footprint area (geometric-mean scale squared): who to keep first."""
-    log_area = 2 * gaussians.log_scales.mean(-1)
-    return gaussians.opacities * log_area.clamp(-60, 60).exp()
+    """(N,) opacity times the largest cross-section (product of the two largest scales)."""
+    log_area = gaussians.log_scales.sort(-1).values[:, 1:].sum(-1)
+    return gaussians.opacities * log_area.clamp(-80, 80).exp()
 
 
 def select(gaussians: Gaussians, max_count: int, min_opacity: float = 0.0) -> Tensor:

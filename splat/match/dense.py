@@ -31,7 +31,7 @@ from splat.match import guide
 
 @dataclass
 class DenseMatchConfig:
-    max_features: int = 8000  # SIFT keypoints per image for the sparse guide
+    max_features: int = 4000  # SIFT keypoints per image for the sparse guide
     ratio: float = 0.8  # Lowe's ratio test
     epipolar_px: float = 1.5  # sparse-match inlier threshold and dense epipolar tolerance (working px)
     snap_to_epipolar: bool = True  # move dense matches onto their epipolar line when F is trusted

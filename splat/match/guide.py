@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
-from scipy.spatial import cKDTree
+from scipy.spatial import Delaunay, QhullError, cKDTree
 
 MIN_MATCHES_FOR_F = 16  # fewer verified matches than this and an estimated F is not trusted
 
 
-def sift_matches(gray0: np.ndarray, gray1: np.ndarray, max_features: int = 8000, ratio: float = 0.8):
+def sift_matches(gray0: np.ndarray, gray1: np.ndarray, max_features: int = 4000, ratio: float = 0.8):
     """Mutual nearest-neighbour SIFT matches passing Lowe's ratio test.
 
     Args:
@@ -28,20 +27,29 @@ def sift_matches(gray0: np.ndarray, gray1: np.ndarray, max_features: int = 8000,
     k1, d1 = sift.detectAndCompute(gray1, None)
     if d0 is None or d1 is None or len(k0) < 2 or len(k1) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
-    bf = cv2.BFMatcher(cv2.NORM_L2)
-    fwd = bf.knnMatch(d0, d1, k=2)
-    back = {m.queryIdx: m.trainIdx for m in bf.match(d1, d0)}
+    i0, i1 = _mutual_ratio_matches(d0, d1, ratio)
+    if i0.size == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    xy0 = np.array([k0[i].pt for i in i0], np.float64) + 0.5  # OpenCV keypoints: centre at integer
+    xy1 = np.array([k1[i].pt for i in i1], np.float64) + 0.5
+    return xy0, xy1
+
+
+def _mutual_ratio_matches(d0: np.ndarray, d1: np.ndarray, ratio: float):
+    """Indices (i0 (n,), i1 (n,)) of mutual nearest descriptors whose first neighbour passes the ratio test.
+
+    Approximate nearest neighbours (FLANN k-d forest); the mutual check removes most of its mistakes.
+    """
+    flann = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
+    fwd = flann.knnMatch(d0, d1, k=2)
+    back = {m[0].queryIdx: m[0].trainIdx for m in flann.knnMatch(d1, d0, k=1) if m}
     pairs = [
         (a.queryIdx, a.trainIdx)
         for a, b in (m for m in fwd if len(m) == 2)
         if a.distance < ratio * b.distance and back.get(a.trainIdx) == a.queryIdx
     ]
-    if not pairs:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    i0, i1 = np.array(pairs).T
-    xy0 = np.array([k0[i].pt for i in i0], np.float64) + 0.5  # OpenCV keypoints: centre at integer
-    xy1 = np.array([k1[i].pt for i in i1], np.float64) + 0.5
-    return xy0, xy1
+    i0, i1 = np.array(pairs, np.int64).reshape(-1, 2).T
+    return i0, i1
 
 
 def epipolar_distance(F: np.ndarray, xy0: np.ndarray, xy1: np.ndarray) -> np.ndarray:
@@ -95,25 +103,70 @@ def consistent_with_neighbours(xy0: np.ndarray, xy1: np.ndarray, k: int = 8, tol
     return np.linalg.norm(d - med, axis=1) <= tol * spread + 2.0
 
 
+def _linear_on_mesh(points: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """Piecewise-linear interpolation of values (n,C) over the Delaunay mesh of points (n,2).
+
+    Evaluated at every cell centre of an (h,w) grid whose cell (i, j) centre is at (j + 0.5, i + 0.5)
+    in the points' units. Returns (h,w,C), or None when the points are degenerate (collinear).
+    Triangles are rasterised with OpenCV: scipy's point location is slow on raster-ordered queries
+    (seconds for a grid), and this only seeds a flow, so exactness on triangle edges is not needed.
+    """
+    h, w = shape
+    try:
+        simplices = Delaunay(points).simplices  # (t,3)
+    except QhullError:
+        return None
+    ids = np.full((h, w), -1, np.int32)
+    corners = np.round((points[simplices] - 0.5) * 16).astype(np.int32)  # 4 fractional bits
+    for t, tri in enumerate(corners):
+        cv2.fillConvexPoly(ids, tri, t, lineType=cv2.LINE_8, shift=4)
+    rows, cols = np.nonzero(ids >= 0)
+    tri = simplices[ids[rows, cols]]  # (m,3)
+    a, b, c = (points[tri[:, k]] for k in range(3))
+    q = np.stack([cols + 0.5, rows + 0.5], -1)
+    e1, e2, r = b - a, c - a, q - a
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    det = np.where(np.abs(det) > 1e-12, det, 1e-12)
+    u = (r[:, 0] * e2[:, 1] - r[:, 1] * e2[:, 0]) / det
+    v = (e1[:, 0] * r[:, 1] - e1[:, 1] * r[:, 0]) / det
+    # Rasterised edges may hand a pixel to the neighbouring triangle: clamp rather than extrapolate.
+    bary = np.clip(np.stack([1 - u - v, u, v], -1), 0, None)
+    bary /= np.maximum(bary.sum(-1, keepdims=True), 1e-12)
+    out = np.full((h, w, values.shape[1]), np.nan)
+    out[rows, cols] = np.einsum("mk,mkc->mc", bary, values[tri])
+    return out
+
+
+def _border_points(H: int, W: int, n: int = 8) -> np.ndarray:
+    """(4n,2) points around the image frame, slightly outside it, so the mesh covers every pixel."""
+    t = np.linspace(0, 1, n, endpoint=False)
+    x, y = -1 + (W + 2) * t, -1 + (H + 2) * t
+    return np.concatenate([
+        np.stack([x, np.full(n, -1.0)], 1), np.stack([np.full(n, W + 1.0), y], 1),
+        np.stack([W + 1.0 - x - 1, np.full(n, H + 1.0)], 1), np.stack([np.full(n, -1.0), H + 1.0 - y - 1], 1),
+    ])
+
+
 def interpolate_flow(xy0: np.ndarray, xy1: np.ndarray, shape: tuple[int, int], step: int = 4) -> np.ndarray:
     """Dense (H,W,2) float32 flow of image-0 pixels, linear over the Delaunay mesh of the matches.
 
-    Outside the convex hull of the matches the nearest match's displacement is used. The field is
-    evaluated on a grid every `step` pixels and resized, since it only seeds a coarse-to-fine flow.
+    Points around the image frame take the displacement of their nearest match, so the mesh covers
+    the whole image. The field is evaluated every `step` pixels and resized: it only seeds a
+    coarse-to-fine flow.
     """
     H, W = shape
     if len(xy0) == 0:
         return np.zeros((H, W, 2), np.float32)
     d = xy1 - xy0
+    frame = _border_points(H, W)
+    points = np.concatenate([xy0, frame])
+    values = np.concatenate([d, d[cKDTree(xy0).query(frame, k=1)[1]]])
     h, w = max(1, -(-H // step)), max(1, -(-W // step))
-    gx, gy = np.meshgrid((np.arange(w) + 0.5) * W / w, (np.arange(h) + 0.5) * H / h)
-    q = np.stack([gx.ravel(), gy.ravel()], -1)
-    near = NearestNDInterpolator(xy0, d)(q)
-    if len(xy0) >= 3:
-        try:
-            lin = LinearNDInterpolator(xy0, d)(q)
-            near = np.where(np.isfinite(lin), lin, near)
-        except Exception:  # degenerate (collinear) match sets: nearest is all we have
-            pass
-    coarse = near.reshape(h, w, 2).astype(np.float32)
+    sx, sy = w / W, h / H  # grid cells per pixel
+    field = _linear_on_mesh(points * [sx, sy], values, (h, w))
+    if field is None or not np.isfinite(field).all():  # degenerate mesh: nearest match instead
+        gx, gy = np.meshgrid((np.arange(w) + 0.5) / sx, (np.arange(h) + 0.5) / sy)
+        near = d[cKDTree(xy0).query(np.stack([gx.ravel(), gy.ravel()], -1), k=1)[1]].reshape(h, w, 2)
+        field = near if field is None else np.where(np.isfinite(field), field, near)
+    coarse = field.astype(np.float32)
     return cv2.resize(coarse, (W, H), interpolation=cv2.INTER_LINEAR)

@@ -95,7 +95,7 @@ def _composite_chunk(
         stopped = torch.cumprod(1 - alpha, dim=2) < T_MIN
     alpha = alpha.masked_fill(stopped, 0.0)
     trans = torch.cumprod(1 - alpha, dim=2)  # (B, P, L): T after each Gaussian
-    weight = alpha * torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], 2).detach()
+    weight = alpha * torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], 2)
     color_depth = torch.cat([colors[idx], depths[idx][..., None]], -1)  # (B, L, 4)
     out = weight @ color_depth  # (B, P, 4)
     return out[..., :3], trans[..., -1], out[..., 3]

@@ -12,6 +12,13 @@ from torch import Tensor
 from splat.errors import SplatError
 
 
+def require_cuda(*tensors: Tensor) -> None:
+    """Raise SplatError unless every tensor is on a CUDA device."""
+    if not all(t.is_cuda for t in tensors):
+        # Never hand CPU tensors to gsplat: on a machine with nvcc that starts a CUDA build that fails.
+        raise SplatError("backend='cuda' needs CUDA tensors; move the Gaussians and camera with .to('cuda')")
+
+
 def _rasterization():
     try:
         from gsplat import rasterization
@@ -45,10 +52,7 @@ def render_gsplat(
         image (H, W, 3), alpha (H, W), depth (H, W) alpha-weighted (not normalised),
         radii (N,) int32, means2d (1, N, 2) gsplat's own screen means (call retain_grad() on it).
     """
-    tensors = (means, log_scales, quats, opacities, colors, K, w2c, background)
-    if not all(t.is_cuda for t in tensors):
-        # Never hand CPU tensors to gsplat: on a machine with nvcc that starts a CUDA build that fails.
-        raise SplatError("backend='cuda' needs CUDA tensors; move the Gaussians and camera with .to('cuda')")
+    require_cuda(means, log_scales, quats, opacities, colors, K, w2c, background)
     rasterization = _rasterization()
     render_colors, render_alphas, meta = rasterization(
         means,

@@ -189,8 +189,16 @@ def render(
 def _render_cuda(
     g: Gaussians, K: Tensor, w2c: Tensor, width: int, height: int, degree: int, bg: Tensor, s: RenderSettings
 ) -> RenderOutput:
-    from splat.render.gsplat_backend import render_gsplat
+    from splat.render.gsplat_backend import render_gsplat, require_cuda
 
+    require_cuda(g.means, K, w2c, bg)
+    if len(g) == 0:  # nothing to draw: skip gsplat, which does not expect empty inputs
+        zeros = torch.zeros(height, width, dtype=g.dtype, device=g.device)
+        empty = torch.zeros(0, dtype=torch.int32, device=g.device)
+        means2d = g.means.new_zeros(0, 2)
+        return RenderOutput(
+            bg.expand(height, width, 3).clone(), zeros, zeros.clone(), empty, empty > 0, means2d, "cuda"
+        )
     if s.clamp_colors:
         colors, sh_arg = torch.cat([g.sh_dc[:, None], g.sh_rest[:, : (degree + 1) ** 2 - 1]], 1), degree
     else:

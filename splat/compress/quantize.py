@@ -1,0 +1,325 @@
+"""Quantized splats: a compact, exactly decodable container for Gaussians (`.splatq`).
+
+Per attribute group (measured choices; see scripts/bench_compress.py):
+- means: per-axis uniform `position_bits` codes in a robust bounding box; points outside the box
+  (the far tails) are kept sparse at float32.
+- log_scales (one codebook for the three axes), quats (normalised, w >= 0; one codebook per
+  component), opacity (clustered as sigmoid(logit), stored as logits) and SH DC (one codebook per
+  channel): weighted non-uniform 1D k-means codebooks (Lloyd-Max levels), dense-and-sparse in the
+  manner of SqueezeLLM: the `outliers` fraction of entries with the largest importance-weighted
+  error is stored sparse at float32.
+- SH rest: one vector codebook per SH band (k-means on the band's RGB coefficients, 2^sh_bits
+  rows), with the `sh_outliers` fraction of Gaussians of largest weighted error kept at float32.
+Weights are Gaussian importances: opacity times footprint area (exp of 2/3 the log-volume).
+
+Gaussians are stored in Morton order of their means (neighbours in space are neighbours in the
+byte streams, which zstd then squeezes). `decode()` returns them in that order, unless the file was
+written with `keep_order=True`, which stores the permutation (about 2-3 bytes per Gaussian) and
+restores the original order. Decoding is exact: `quantize()` builds its reconstruction by running
+the decoder on the very arrays it stores, so decode(encode(x)) equals that reconstruction bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from splat.compress.container import Section, pack, unpack
+from splat.compress.kmeans import assign_1d, assign_vq, kmeans_1d, kmeans_vq
+from splat.compress.morton import morton_order
+from splat.errors import InputError
+from splat.io.atomic import atomic_write_bytes
+from splat.types import Gaussians
+
+FORMAT = "splat-quantized"
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """Bits per attribute group and the sparse-outlier fractions; the defaults are the measured choice."""
+
+    position_bits: int = 16
+    position_tail: float = 0.001  # per axis and side: points beyond these quantiles are stored exactly
+    scale_bits: int = 8
+    rotation_bits: int = 8
+    opacity_bits: int = 8
+    dc_bits: int = 8
+    sh_bits: int = 12  # vector codebook size 2^sh_bits per SH band
+    outliers: float = 0.005  # fraction of scalar entries kept sparse at float32
+    sh_outliers: float = 0.01  # fraction of Gaussians whose SH rest is kept at float32
+    keep_order: bool = False
+    level: int = 19  # zstd level
+    seed: int = 0
+
+
+@dataclass
+class Quantized:
+    """The encoded bytes, the exact decoded Gaussians (file order) and `order`: file row -> input row."""
+
+    data: bytes
+    gaussians: Gaussians
+    order: np.ndarray
+
+
+# ------------------------------------------------------------------ group encoders
+
+
+def _uniform(name: str, x: np.ndarray, bits: int, tail: float) -> tuple[dict, list[Section]]:
+    """Per-column uniform codes in a box [lo, hi]; rows outside the box kept at float32."""
+    lo = np.quantile(x, tail, axis=0) if tail > 0 else x.min(0)
+    hi = np.quantile(x, 1 - tail, axis=0) if tail > 0 else x.max(0)
+    lo, hi = lo.astype(np.float32), np.maximum(hi, lo).astype(np.float32)
+    levels = 2**bits - 1
+    span = np.where(hi > lo, hi - lo, 1).astype(np.float64)
+    codes = np.clip(np.round((x - lo.astype(np.float64)) / span * levels), 0, levels).astype(np.uint16)
+    rows = np.nonzero(((x < lo) | (x > hi)).any(1))[0].astype(np.uint32)
+    sections = [Section(f"{name}.box", np.stack([lo, hi])), Section(f"{name}.codes", codes, delta=True, shuffle=True)]
+    sections += _sparse_rows(name, rows, x)
+    return {"kind": "uniform", "bits": bits}, sections
+
+
+def _scalar(
+    name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, shared: bool, domain: str = "identity"
+) -> tuple[dict, list[Section]]:
+    """1D k-means codebooks (one shared, or one per column); worst weighted entries kept sparse."""
+    fwd = _sigmoid if domain == "sigmoid" else (lambda v: v)
+    y = fwd(x.astype(np.float64))
+    groups = [np.arange(x.shape[1])] if shared else [np.array([c]) for c in range(x.shape[1])]
+    codes = np.zeros(x.shape, np.uint8 if bits <= 8 else np.uint16)
+    books, err = [], np.zeros(x.shape)
+    for cols in groups:
+        wcols = np.repeat(w[:, None], len(cols), 1)
+        levels = kmeans_1d(y[:, cols], 2**bits, wcols).astype(np.float64)
+        c = assign_1d(y[:, cols], levels).reshape(len(x), len(cols))
+        codes[:, cols] = c
+        err[:, cols] = wcols * (y[:, cols] - levels[c]) ** 2
+        books.append(levels)
+    stored = [_logit(b) if domain == "sigmoid" else b for b in books]
+    sections = [Section(f"{name}.codebook", np.concatenate(stored).astype(np.float32)),
+                Section(f"{name}.codes", codes, shuffle=True)]  # fmt: skip
+    n_out = int(frac * x.size)
+    if n_out:
+        flat = np.sort(np.argsort(-err.reshape(-1), kind="stable")[:n_out]).astype(np.uint32)
+        sections += [Section(f"{name}.outlier_index", flat, delta=True, shuffle=True),
+                     Section(f"{name}.outlier_value", x.reshape(-1)[flat].astype(np.float32))]  # fmt: skip
+    meta = {"kind": "scalar", "bits": bits, "columns": [c.tolist() for c in groups],
+            "levels": [len(b) for b in books]}  # fmt: skip
+    return meta, sections
+
+
+def _vq(name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, seed: int) -> tuple[dict, list[Section]]:
+    """Vector codebook over rows; the rows of largest weighted error kept at float32."""
+    book = kmeans_vq(x, 2**bits, w, seed=seed)
+    codes = assign_vq(x, book)
+    err = w * ((x - book[codes]) ** 2).sum(1)
+    rows = np.sort(np.argsort(-err, kind="stable")[: int(frac * len(x))]).astype(np.uint32)
+    dtype = np.uint8 if len(book) <= 256 else np.uint16
+    sections = [Section(f"{name}.codebook", book.astype(np.float32)), Section(f"{name}.codes", codes.astype(dtype))]
+    return {"kind": "vq", "bits": bits}, sections + _sparse_rows(name, rows, x)
+
+
+def _sparse_rows(name: str, rows: np.ndarray, x: np.ndarray) -> list[Section]:
+    if not len(rows):
+        return []
+    return [Section(f"{name}.outlier_rows", rows, delta=True, shuffle=True),
+            Section(f"{name}.outlier_values", x[rows].astype(np.float32), shuffle=True)]  # fmt: skip
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-v))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+# ------------------------------------------------------------------ group decoder (shared by both sides)
+
+
+def _decode_group(name: str, meta: dict, arrays: dict, n: int, width: int, source: str) -> np.ndarray:
+    """(n, width) float32 values of one group from its stored arrays."""
+    get = lambda key: _get(arrays, f"{name}.{key}", source)  # noqa: E731
+    kind = meta.get("kind")
+    if kind == "uniform":
+        box, codes = get("box"), get("codes")
+        _check_shape(codes, (n, width), f"{name}.codes", source)
+        lo, hi = box[0], box[1]
+        out = lo + codes.astype(np.float32) * ((hi - lo) / np.float32(2 ** meta["bits"] - 1))
+    elif kind == "scalar":
+        book, codes = get("codebook"), get("codes").astype(np.int64)
+        _check_shape(codes, (n, width), f"{name}.codes", source)
+        out = np.empty((n, width), np.float32)
+        start = 0
+        for cols, size in zip(meta["columns"], meta["levels"]):
+            levels = book[start : start + size]
+            start += size
+            _check_index(codes[:, cols], size, f"{name}.codes", source)
+            out[:, cols] = levels[codes[:, cols]]
+        index = arrays.get(f"{name}.outlier_index")
+        if index is not None:
+            _check_index(index, n * width, f"{name}.outlier_index", source)
+            out.reshape(-1)[index.astype(np.int64)] = get("outlier_value")
+    elif kind == "vq":
+        book, codes = get("codebook"), get("codes").astype(np.int64)
+        _check_shape(codes, (n,), f"{name}.codes", source)
+        _check_shape(book, (len(book), width), f"{name}.codebook", source)
+        _check_index(codes, len(book), f"{name}.codes", source)
+        out = book[codes]
+    else:
+        raise InputError(f"{source}: group {name} has unknown kind {kind!r}; the file is corrupt or newer")
+    rows = arrays.get(f"{name}.outlier_rows")
+    if rows is not None:
+        _check_index(rows, n, f"{name}.outlier_rows", source)
+        out[rows.astype(np.int64)] = get("outlier_values")
+    return out.astype(np.float32, copy=False)
+
+
+def _get(arrays: dict, key: str, source: str) -> np.ndarray:
+    if key not in arrays:
+        raise InputError(f"{source}: section {key} is missing; the file is corrupt")
+    return arrays[key]
+
+
+def _check_shape(a: np.ndarray, shape: tuple, key: str, source: str) -> None:
+    if a.shape != shape:
+        raise InputError(f"{source}: section {key} has shape {a.shape}, expected {shape}; the file is corrupt")
+
+
+def _check_index(idx: np.ndarray, size: int, key: str, source: str) -> None:
+    if idx.size and int(idx.max()) >= size:
+        raise InputError(f"{source}: section {key} indexes past its table; the file is corrupt")
+
+
+# ------------------------------------------------------------------ whole Gaussians
+
+
+def sh_bands(sh_degree: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of each SH band (1..degree) in sh_rest's coefficient axis."""
+    return [(b * b - 1, (b + 1) * (b + 1) - 1) for b in range(1, sh_degree + 1)]
+
+
+def importance(g: Gaussians) -> np.ndarray:
+    """(N,) float64 weights: opacity x footprint area, clipped to [1e-3, 1e3] x the median."""
+    opacity = _sigmoid(g.opacity_logits.double().numpy())
+    area = np.exp(np.clip(g.log_scales.double().numpy().sum(1) * (2 / 3), -60, 60))
+    w = opacity * area
+    med = max(float(np.median(w)), 1e-30) if len(w) else 1.0
+    return np.clip(w, 1e-3 * med, 1e3 * med)
+
+
+def _groups(g: Gaussians) -> dict[str, np.ndarray]:
+    """Arrays to code, (N, width) float32 each, quaternions normalised with w >= 0."""
+    q = torch.nn.functional.normalize(g.quats.double(), dim=-1)
+    q = torch.where(q[:, :1] < 0, -q, q)
+    out = {
+        "means": g.means, "log_scales": g.log_scales, "quats": q,
+        "opacity_logits": g.opacity_logits[:, None], "sh_dc": g.sh_dc,
+    }  # fmt: skip
+    for b, (lo, hi) in enumerate(sh_bands(g.sh_degree), 1):
+        out[f"sh_rest.band{b}"] = g.sh_rest[:, lo:hi].reshape(len(g), -1)
+    return {k: np.ascontiguousarray(v.detach().cpu().numpy(), np.float32) for k, v in out.items()}
+
+
+def _encode_groups(groups: dict, w: np.ndarray, cfg: QuantizeConfig) -> tuple[dict, list[Section]]:
+    metas, sections = {}, []
+    for name, x in groups.items():
+        if name == "means":
+            meta, sec = _uniform(name, x, cfg.position_bits, cfg.position_tail)
+        elif name == "log_scales":
+            meta, sec = _scalar(name, x, cfg.scale_bits, w, cfg.outliers, shared=True)
+        elif name == "quats":
+            meta, sec = _scalar(name, x, cfg.rotation_bits, w, cfg.outliers, shared=False)
+        elif name == "opacity_logits":
+            meta, sec = _scalar(name, x, cfg.opacity_bits, w, cfg.outliers, shared=True, domain="sigmoid")
+        elif name == "sh_dc":
+            meta, sec = _scalar(name, x, cfg.dc_bits, w, cfg.outliers, shared=False)
+        else:
+            meta, sec = _vq(name, x, cfg.sh_bits, w, cfg.sh_outliers, cfg.seed)
+        metas[name] = {**meta, "width": x.shape[1]}
+        sections += sec
+    return metas, sections
+
+
+def _assemble(meta: dict, arrays: dict, source: str) -> tuple[Gaussians, np.ndarray | None]:
+    """Gaussians (file order) and the stored order (file row -> input row) or None."""
+    try:
+        n, degree, groups = int(meta["count"]), int(meta["sh_degree"]), meta["groups"]
+        cols = {name: _decode_group(name, m, arrays, n, int(m["width"]), source) for name, m in groups.items()}
+        K = (degree + 1) ** 2 - 1
+        bands = [cols[f"sh_rest.band{b}"].reshape(n, -1, 3) for b in range(1, degree + 1)]
+        sh_rest = np.concatenate(bands, 1) if bands else np.zeros((n, 0, 3), np.float32)
+        g = Gaussians(
+            means=torch.from_numpy(cols["means"]), log_scales=torch.from_numpy(cols["log_scales"]),
+            quats=torch.from_numpy(cols["quats"]), opacity_logits=torch.from_numpy(cols["opacity_logits"][:, 0]),
+            sh_dc=torch.from_numpy(cols["sh_dc"]), sh_rest=torch.from_numpy(sh_rest.reshape(n, K, 3)),
+        )  # fmt: skip
+    except InputError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(f"{source}: inconsistent quantized header ({type(exc).__name__}: {exc}); corrupt file") from None
+    order = arrays.get("order")
+    if order is not None:
+        _check_shape(order, (n,), "order", source)
+        if not np.array_equal(np.sort(order), np.arange(n, dtype=order.dtype)):
+            raise InputError(f"{source}: section order is not a permutation; the file is corrupt")
+    return g, order
+
+
+def quantize(gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> Quantized:  # noqa: B008
+    """Encode Gaussians; returns the bytes and their exact decoding (see module docstring)."""
+    g = gaussians.detach().to("cpu", torch.float32)
+    bad = [k for k, t in g.tensors().items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise InputError(f"cannot quantize Gaussians with non-finite values in {', '.join(bad)}")
+    means = g.means.double().numpy()
+    order = morton_order(means) if len(g) else np.zeros(0, np.int64)
+    g = g[torch.from_numpy(order)]
+    metas, sections = _encode_groups(_groups(g), importance(g), cfg)
+    if cfg.keep_order:
+        sections.append(Section("order", order.astype(np.uint32), shuffle=True))
+    meta = {"format": FORMAT, "count": len(g), "sh_degree": g.sh_degree, "groups": metas,
+            "order": "original" if cfg.keep_order else "morton", "config": dataclasses.asdict(cfg)}  # fmt: skip
+    data = pack(meta, sections, level=cfg.level)
+    decoded, _ = _assemble(meta, {s.name: s.array for s in sections}, "<encoder>")
+    return Quantized(data, decoded, order)
+
+
+def encode(gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> bytes:  # noqa: B008
+    """The quantized container of `gaussians` (bytes)."""
+    return quantize(gaussians, cfg).data
+
+
+def decode(data: bytes, source: str = "<bytes>") -> Gaussians:
+    """Gaussians from a quantized container: file (Morton) order, or the original order if stored."""
+    meta, arrays = unpack(data, source)
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{source}: container holds {meta.get('format')!r}, not {FORMAT}")
+    g, order = _assemble(meta, arrays, source)
+    if order is None:
+        return g
+    inverse = np.empty_like(order, dtype=np.int64)
+    inverse[order.astype(np.int64)] = np.arange(len(order))
+    return g[torch.from_numpy(inverse)]
+
+
+def write_quantized(path: str | os.PathLike, gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> Path:  # noqa: B008
+    """Write the quantized container atomically; returns the path."""
+    path = Path(path)
+    atomic_write_bytes(path, encode(gaussians, cfg))
+    return path
+
+
+def read_quantized(path: str | os.PathLike) -> Gaussians:
+    """Read a quantized container written by write_quantized (InputError naming the file if unreadable)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; pass a .splatq file from `splat export --format quantized`") from None
+    return decode(data, str(path))

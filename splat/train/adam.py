@@ -1,0 +1,205 @@
+"""Adam for Gaussian parameters with visible-only ("sparse") row updates.
+
+Every parameter is a tensor whose first dimension is the Gaussian index (N, ...). In sparse mode a
+step updates only the rows of Gaussians visible in the current view (radii > 0): their parameter
+values, both moments and their step count. Invisible rows keep their moments untouched, so a
+Gaussian that leaves the view does not keep drifting on stale momentum (the point of gsplat's
+SelectiveAdam and 3DGS-MCMC/Taming's sparse Adam).
+
+Bias correction: each row has its own step count (how many updates that row received), and the
+row's bias correction uses it. A row therefore sees exactly the Adam it would see if the steps where
+it was invisible had not happened; new rows made by densification start at step 0 with zero moments.
+gsplat's SelectiveAdam (CPU path) applies no bias correction at all; with all rows visible ours
+equals torch.optim.Adam (single-tensor path) value for value.
+
+Low-precision storage: a parameter may be stored as float16/bfloat16. Its moments are kept in
+float32 (bfloat16 cannot represent the 0.999 decay of the second moment; float16 squares of typical
+gradients underflow), the update is computed in float32 and the result cast back. bfloat16 casts use
+stochastic rounding: an update of lr 1.25e-4 is smaller than half a bfloat16 ulp of a coefficient
+near 0.1, so round-to-nearest would discard most updates; stochastic rounding keeps them in
+expectation. float16 (10 mantissa bits) uses round-to-nearest.
+
+Implementation: index_select / index_copy_ on contiguous tensors, which is what makes the sparse
+step cheap on a CPU (no boolean-mask scatter of the whole tensor).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class GaussianAdam:
+    """Adam over a dict of per-Gaussian parameters (N, ...), sparse or dense.
+
+    Attributes:
+        params: name -> leaf tensor (N, ...) requiring grad; replaced (not mutated) when rows are
+            kept or appended, so always read params from here.
+        lr: name -> learning rate (set by the schedule each step).
+        state: name -> {"exp_avg", "exp_avg_sq" (float32, param shape), "step" (N,) int64}.
+        sparse: update only visible rows (True) or all rows (False, plain Adam).
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Tensor],
+        lr: dict[str, float],
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-15,
+        sparse: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.params = {k: _leaf(v) for k, v in params.items()}
+        self.lr = {k: float(lr[k]) for k in self.params}
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+        self.sparse = sparse
+        self.state = {k: _zero_state(p, len(p)) for k, p in self.params.items()}
+        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))  # stochastic rounding
+        self._bias: dict[tuple, Tensor] = {}
+
+    def __len__(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def _bias_table(self, which: int, max_step: int, device: torch.device) -> Tensor:
+        """Bias corrections by step count, (>max_step,) float64, computed with Python floats exactly as
+        torch.optim.Adam does: which=1: 1 - beta1**s; which=2: (1 - beta2**s) ** 0.5."""
+        key = (which, str(device))
+        table = self._bias.get(key)
+        if table is None or len(table) <= max_step:
+            n = max(2 * max_step, 1024)
+            b = self.betas[which - 1]
+            values = [1 - b**s for s in range(n + 1)] if which == 1 else [(1 - b**s) ** 0.5 for s in range(n + 1)]
+            table = torch.tensor(values, dtype=torch.float64, device=device)
+            self._bias[key] = table
+        return table
+
+    @torch.no_grad()
+    def step(self, visible: Tensor | None = None) -> None:
+        """One Adam step on every parameter that has a grad.
+
+        Args:
+            visible: (N,) bool, Gaussians drawn in this view (RenderOutput.visible). Required in
+                sparse mode; ignored in dense mode.
+        """
+        idx = None
+        if self.sparse:
+            if visible is None:
+                raise ValueError("sparse GaussianAdam.step() needs the visible mask (N,) bool")
+            idx = visible.reshape(-1).nonzero().reshape(-1)
+            if idx.numel() == len(self):
+                idx = None  # everything visible: the dense path is the same and faster
+            elif idx.numel() == 0:
+                return
+        for name, p in self.params.items():
+            if p.grad is None or not p.requires_grad or p.numel() == 0:
+                continue
+            self._update(name, p, idx)
+
+    def _update(self, name: str, p: Tensor, idx: Tensor | None) -> None:
+        st = self.state[name]
+        b1, b2 = self.betas
+        rows = (lambda t: t) if idx is None else (lambda t: t.index_select(0, idx))  # noqa: E731
+        steps = rows(st["step"]) + 1
+        grad = rows(p.grad).float()
+        m, v = rows(st["exp_avg"]), rows(st["exp_avg_sq"])
+        m.lerp_(grad, 1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        top = int(steps.max())
+        bc1 = self._bias_table(1, top, steps.device)[steps]
+        bc2_sqrt = self._bias_table(2, top, steps.device)[steps]
+        shape = (-1,) + (1,) * (p.dim() - 1)
+        neg_step_size = (-self.lr[name] / bc1).float().reshape(shape)
+        denom = (v.sqrt() / bc2_sqrt.float().reshape(shape)).add_(self.eps)
+        new = rows(p).float() + neg_step_size * m / denom
+        new = self._cast(new, p.dtype)
+        if idx is None:
+            p.copy_(new)
+            st["step"].copy_(steps)
+        else:
+            p.index_copy_(0, idx, new)
+            st["exp_avg"].index_copy_(0, idx, m)
+            st["exp_avg_sq"].index_copy_(0, idx, v)
+            st["step"].index_copy_(0, idx, steps)
+
+    def _cast(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        if dtype == torch.bfloat16:
+            return stochastic_round_bf16(x, self.generator)
+        return x.to(dtype)
+
+    # ---- resizing, used by densification / pruning strategies -------------------------------
+
+    @torch.no_grad()
+    def keep(self, index: Tensor) -> None:
+        """Keep (and reorder to) the rows `index` (M,) int64 or (N,) bool of every parameter and its state."""
+        if index.dtype == torch.bool:
+            index = index.nonzero().reshape(-1)
+        for name, p in self.params.items():
+            self.params[name] = _leaf(p.detach().index_select(0, index), p.requires_grad)
+            self.state[name] = {k: v.index_select(0, index) for k, v in self.state[name].items()}
+
+    @torch.no_grad()
+    def append(self, rows: dict[str, Tensor]) -> None:
+        """Append new Gaussians (one tensor per parameter, M rows each) with zero moments and step 0."""
+        for name, p in self.params.items():
+            new = rows[name].detach().to(device=p.device, dtype=p.dtype)
+            self.params[name] = _leaf(torch.cat([p.detach(), new]), p.requires_grad)
+            extra = _zero_state(new, len(new))
+            self.state[name] = {k: torch.cat([v, extra[k]]) for k, v in self.state[name].items()}
+
+    @torch.no_grad()
+    def reset_state(self, name: str) -> None:
+        """Zero the moments and step counts of one parameter (e.g. after an opacity reset)."""
+        self.state[name] = _zero_state(self.params[name], len(self.params[name]))
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "state": {k: {n: t.clone() for n, t in s.items()} for k, s in self.state.items()},
+            "lr": dict(self.lr),
+            "betas": self.betas,
+            "eps": self.eps,
+            "sparse": self.sparse,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        for name, p in self.params.items():
+            s = sd["state"][name]
+            if s["exp_avg"].shape != p.shape:
+                raise ValueError(f"optimizer state for {name} has shape {tuple(s['exp_avg'].shape)}, param {tuple(p.shape)}")
+            self.state[name] = {n: t.to(p.device).clone() for n, t in s.items()}
+        self.lr.update(sd["lr"])
+        self.betas, self.eps, self.sparse = tuple(sd["betas"]), sd["eps"], sd["sparse"]
+        self.generator.set_state(sd["generator"])
+
+
+def _leaf(t: Tensor, requires_grad: bool = True) -> Tensor:
+    return t.detach().contiguous().requires_grad_(requires_grad)
+
+
+def _zero_state(p: Tensor, n: int) -> dict[str, Tensor]:
+    return {
+        "exp_avg": torch.zeros(p.shape, dtype=torch.float32, device=p.device),
+        "exp_avg_sq": torch.zeros(p.shape, dtype=torch.float32, device=p.device),
+        "step": torch.zeros(n, dtype=torch.int64, device=p.device),
+    }
+
+
+def stochastic_round_bf16(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """float32 -> bfloat16 rounding up or down with probability given by the distance (unbiased).
+
+    bfloat16 is the top 16 bits of float32: add uniform random low 16 bits, then truncate.
+    """
+    x = x.float().contiguous()
+    noise = torch.randint(0, 1 << 16, x.shape, generator=generator, dtype=torch.int32).to(x.device)
+    bits = (x.view(torch.int32) + noise) & -65536  # clear the low 16 bits
+    out = bits.view(torch.float32)
+    out = torch.where(torch.isfinite(x), out, x)  # keep inf/nan as they are
+    return out.to(torch.bfloat16)  # exact: the low bits are zero

@@ -1,0 +1,462 @@
+"""The training loop: one random view per step, photometric loss, sparse Adam, optional pose deltas.
+
+    for each step:  pick a view (seeded) -> render -> loss -> backward
+                    -> Adam on the visible Gaussians (+ pose deltas) -> strategy (prune / densify)
+
+Checkpoints hold everything the next step depends on (parameters, Adam moments and step counts,
+pose deltas and their Adam, strategy state, the RNG, the step), so `resume=True` continues exactly
+where an interrupted run stopped: with the same seed it reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from splat.errors import SplatError
+from splat.io.atomic import atomic_path
+from splat.train.adam import GaussianAdam
+from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value
+from splat.train.losses import photometric_loss
+from splat.train.poses import PoseDeltas, pose_optimizer
+from splat.train.schedule import LearningRates, focal_lr, gaussian_lrs, pose_lr, scene_extent, sh_degree_at
+from splat.train.strategy import ClassicADC, NoDensify, StrategyInfo, make_strategy
+from splat.types import Cameras, Gaussians
+
+CHECKPOINT_NAME = "checkpoint.pt"
+SH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class TrainingDiverged(SplatError):
+    """The loss became NaN or infinite; the message names the saved last-good checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; the defaults work for our method (no densification).
+
+    Attributes:
+        steps: optimisation steps (one view each).
+        lrs: learning rates (a LearningRates or a dict of its fields).
+        lambda_dssim: weight of 1 - SSIM in the loss.
+        sh_degree: highest SH degree trained; sh_degree_every: steps per added degree.
+        backend: render backend ("auto", "torch", "cpu", "cuda"); device: "auto", "cpu", "cuda".
+        seed: seeds the view order, split sampling and stochastic rounding.
+        background: RGB behind the Gaussians.
+        pose_refine: learn per-view pose deltas (view 0 fixed); focal_refine: also per-view focal.
+        strategy: "none" (NoDensify: prune only) or "adc" (3DGS densification), or an instance;
+            strategy_options: field overrides for the named strategy.
+        sparse_adam: update only visible Gaussians each step (see adam.py); else dense Adam.
+        sh_rest_dtype: storage of sh_rest: "float32", "float16" or "bfloat16" (computed in fp32).
+        eval_every: every N steps log the mean PSNR over all training views (0 = only at the end).
+        log_every: steps per history record (mean loss/PSNR since the previous record).
+        checkpoint_every: steps between checkpoints when a checkpoint_dir is given (0 = only at the end).
+        max_side: downscale views so the longer side is at most this many pixels.
+    """
+
+    steps: int = 7000
+    lrs: LearningRates | dict = field(default_factory=LearningRates)
+    lambda_dssim: float = 0.2
+    sh_degree: int = 3
+    sh_degree_every: int = 1000
+    backend: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    pose_refine: bool = False
+    focal_refine: bool = False
+    strategy: str | NoDensify | ClassicADC = "none"
+    strategy_options: dict = field(default_factory=dict)
+    sparse_adam: bool = True
+    sh_rest_dtype: str = "float32"
+    eval_every: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    max_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lrs, dict):
+            self.lrs = LearningRates(**self.lrs)
+        if self.sh_rest_dtype not in SH_DTYPES:
+            raise ValueError(f"sh_rest_dtype {self.sh_rest_dtype!r} not in {sorted(SH_DTYPES)}")
+        if isinstance(self.strategy, str):
+            make_strategy(self.strategy, **self.strategy_options)  # validate early
+
+
+@dataclass
+class StepReport:
+    """Passed to callbacks after every step (params is the live dict: callbacks may edit it)."""
+
+    step: int
+    loss: float
+    psnr: float
+    view: int
+    n_gaussians: int
+    params: dict[str, Tensor]
+
+
+@dataclass
+class TrainResult:
+    """Trained Gaussians (float32, unit quaternions), refined cameras and the logged history."""
+
+    gaussians: Gaussians
+    cameras: Cameras
+    history: list[dict]
+    steps: int
+    seconds: float
+    final_psnr: float
+
+    @property
+    def final_loss(self) -> float:
+        losses = [h["loss"] for h in self.history if "loss" in h]
+        return losses[-1] if losses else float("nan")
+
+    def summary(self) -> dict:
+        return {
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "final_loss": self.final_loss,
+            "final_train_psnr": self.final_psnr,
+            "gaussians": len(self.gaussians),
+        }
+
+
+@dataclass
+class _Run:
+    """Everything that changes during training (all of it goes into a checkpoint)."""
+
+    opt: GaussianAdam
+    deltas: PoseDeltas | None
+    pose_opt: torch.optim.Adam | None
+    strategy: NoDensify | ClassicADC
+    strategy_state: dict
+    generator: torch.Generator
+    extent: float
+    step: int = 0
+    rng_state: Tensor | None = None  # generator state after the last completed step
+    elapsed: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    window: list[float] = field(default_factory=lambda: [0.0, 0.0, 0])  # loss sum, psnr sum, steps
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def initial_params(gaussians: Gaussians, cfg: TrainConfig, device) -> dict[str, Tensor]:
+    """Gaussian tensors as float32 training parameters (sh_rest in cfg.sh_rest_dtype, cfg.sh_degree bands)."""
+    g = gaussians.with_sh_degree(cfg.sh_degree).to(device=device, dtype=torch.float32)
+    params = {k: v.detach().clone() for k, v in g.tensors().items()}
+    params["sh_rest"] = params["sh_rest"].to(SH_DTYPES[cfg.sh_rest_dtype])
+    return params
+
+
+def params_to_gaussians(params: dict[str, Tensor]) -> Gaussians:
+    """The Gaussians the renderer sees: sh_rest upcast to float32 (differentiable)."""
+    return Gaussians(**{k: v.float() if k == "sh_rest" else v for k, v in params.items()})
+
+
+def export_gaussians(params: dict[str, Tensor]) -> Gaussians:
+    """Detached float32 Gaussians with unit quaternions."""
+    g = params_to_gaussians({k: v.detach() for k, v in params.items()}).clone()
+    g.quats = torch.nn.functional.normalize(g.quats, dim=-1)
+    return g
+
+
+def _setup(gaussians: Gaussians, cameras: Cameras, cfg: TrainConfig, device) -> _Run:
+    extent = scene_extent(cameras)
+    opt = GaussianAdam(initial_params(gaussians, cfg, device), gaussian_lrs(0, cfg.lrs, cfg.steps, extent),
+                       sparse=cfg.sparse_adam, seed=cfg.seed)  # fmt: skip
+    deltas = pose_opt = None
+    if cfg.pose_refine or cfg.focal_refine:
+        fixed = (0,) if cfg.pose_refine else tuple(range(len(cameras)))  # focal only: poses stay put
+        deltas = PoseDeltas.create(len(cameras), extent=extent, fixed=fixed, focal=cfg.focal_refine, device=device)
+        pose_opt = pose_optimizer(deltas, cfg.lrs.pose, cfg.lrs.focal)
+    strategy = cfg.strategy if not isinstance(cfg.strategy, str) else make_strategy(cfg.strategy, **cfg.strategy_options)
+    generator = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
+    state = strategy.initialize_state(len(opt), device=device)
+    return _Run(opt, deltas, pose_opt, strategy, state, generator, extent, rng_state=generator.get_state())
+
+
+def _step(run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, guard: _InterruptGuard) -> tuple:
+    """One training step; returns (loss, psnr, view). Raises _NonFinite before changing anything."""
+    from splat.render import render
+
+    i = run.step
+    run.opt.lr.update(gaussian_lrs(i, cfg.lrs, cfg.steps, run.extent))
+    v = int(torch.randint(len(cameras), (1,), generator=run.generator))
+    cam = run.deltas.camera(cameras, v) if run.deltas is not None else cameras[v]
+    degree = sh_degree_at(i, cfg.sh_degree, cfg.sh_degree_every)
+    out = render(params_to_gaussians(run.opt.params), cam, sh_degree=degree, background=cfg.background,
+                 backend=cfg.backend)  # fmt: skip
+    loss = photometric_loss(out.image, targets[v], cfg.lambda_dssim)
+    if not bool(torch.isfinite(loss)):
+        raise _NonFinite(float(loss))
+    loss.backward()
+    with guard.updating():
+        run.opt.step(out.visible)
+        run.opt.zero_grad()
+        if run.pose_opt is not None:
+            run.deltas.zero_fixed_grads()
+            run.pose_opt.param_groups[0]["lr"] = pose_lr(i, cfg.lrs, cfg.steps)
+            if len(run.pose_opt.param_groups) > 1:
+                run.pose_opt.param_groups[1]["lr"] = focal_lr(i, cfg.lrs, cfg.steps)
+            run.pose_opt.step()
+            run.pose_opt.zero_grad(set_to_none=True)
+        info = StrategyInfo(i + 1, out, int(cameras.width[v]), int(cameras.height[v]), run.extent, run.generator)
+        run.strategy.step_post_backward(run.opt, run.strategy_state, info)
+        run.step = i + 1
+        run.rng_state = run.generator.get_state()
+    return float(loss), psnr_value(out.image, targets[v]), v
+
+
+@torch.no_grad()
+def mean_psnr(params: dict[str, Tensor], cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, run=None) -> float:
+    """Mean PSNR over all views at the current state (pose deltas applied when given a run)."""
+    from splat.render import render
+
+    g = params_to_gaussians(params)
+    cams = run.deltas.apply(cameras) if run is not None and run.deltas is not None else cameras
+    values = [
+        psnr_value(render(g, cams[v], background=cfg.background, backend=cfg.backend).image, targets[v])
+        for v in range(len(cams))
+    ]
+    return sum(values) / len(values)
+
+
+def _log(run: _Run, loss: float, psnr: float, cfg: TrainConfig) -> dict | None:
+    w = run.window
+    w[0], w[1], w[2] = w[0] + loss, w[1] + psnr, w[2] + 1
+    if run.step % max(cfg.log_every, 1) and run.step != cfg.steps:
+        return None
+    rec = {"step": run.step, "loss": w[0] / w[2], "psnr": w[1] / w[2], "n_gaussians": len(run.opt),
+           "time": run.elapsed}  # fmt: skip
+    run.history.append(rec)
+    run.window = [0.0, 0.0, 0]
+    return rec
+
+
+def train(
+    gaussians: Gaussians,
+    cameras: Cameras,
+    images: Tensor | Sequence,
+    cfg: TrainConfig | None = None,
+    *,
+    callbacks: Sequence[Callable[[StepReport], None]] = (),
+    progress: bool | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Optimise `gaussians` (and optionally the camera poses) to reproduce `images`.
+
+    Args:
+        gaussians: initial Gaussians (not modified).
+        cameras: V training views; images: V images (H, W, 3) in [0, 1] (or uint8) of those sizes.
+        cfg: TrainConfig.
+        callbacks: called with a StepReport after every step.
+        progress: show a rich progress bar (default: when stderr is a terminal).
+        checkpoint_dir: folder for checkpoint.pt (written every cfg.checkpoint_every steps, at the
+            end, on Ctrl-C and on divergence).
+        resume: continue from checkpoint_dir/checkpoint.pt when it exists.
+
+    Returns:
+        TrainResult (Gaussians and cameras on the training device; cameras keep their dtype and
+        the input resolution).
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf (after saving the last good state).
+    """
+    cfg = cfg or TrainConfig()
+    device = resolve_device(cfg.device)
+    cams_full = cameras.to(device=device)
+    cams, targets = limit_side(cams_full, image_tensors(images, device), cfg.max_side)
+    check_sizes(cams, targets)
+    run = _setup(gaussians, cams, cfg, device)
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        _restore(run, load_checkpoint(ckpt), device)
+    show = sys.stderr.isatty() if progress is None else progress
+    tick = time.perf_counter()
+    try:
+        with _InterruptGuard() as guard, _progress_bar(show, cfg.steps, run.step) as bar:
+            while run.step < cfg.steps:
+                try:
+                    loss, psnr, v = _step(run, cams, targets, cfg, guard)
+                except _NonFinite as e:
+                    path = _save_last_good(run, cfg, ckpt)
+                    raise TrainingDiverged(
+                        f"training diverged at step {run.step + 1}: the loss is {e.value}; the last good state "
+                        f"is saved in {path} (lower the learning rates, or check the images and cameras)"
+                    ) from None
+                run.elapsed += time.perf_counter() - tick
+                rec = _log(run, loss, psnr, cfg)
+                if cfg.eval_every and run.step % cfg.eval_every == 0 and rec is not None:
+                    rec["train_psnr"] = mean_psnr(run.opt.params, cams, targets, cfg, run)
+                if bar is not None:
+                    bar.update(bar.task_ids[0], completed=run.step,
+                               stats=f"loss {loss:.4f}  PSNR {psnr:.2f}  N {len(run.opt)}")  # fmt: skip
+                if ckpt is not None and cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
+                    _save(run, cfg, ckpt)
+                for cb in callbacks:
+                    cb(StepReport(run.step, loss, psnr, v, len(run.opt), run.opt.params))
+                tick = time.perf_counter()  # time counts steps only, not evaluation/checkpoints/callbacks
+    except KeyboardInterrupt:
+        if ckpt is not None:
+            _save(run, cfg, ckpt)
+        raise
+    final_psnr = mean_psnr(run.opt.params, cams, targets, cfg, run)
+    if ckpt is not None:
+        _save(run, cfg, ckpt)
+    seconds = run.elapsed
+    out_cams = run.deltas.apply(cams_full) if run.deltas is not None else cams_full
+    return TrainResult(export_gaussians(run.opt.params), out_cams, run.history, run.step, seconds, final_psnr)
+
+
+# ---- checkpoints -------------------------------------------------------------------------------
+
+
+def _checkpoint(run: _Run, cfg: TrainConfig) -> dict:
+    return {
+        "version": 1,
+        "step": run.step,
+        "params": {k: v.detach().clone() for k, v in run.opt.params.items()},
+        "optimizer": run.opt.state_dict(),
+        "poses": None if run.deltas is None else run.deltas.state_dict(),
+        "pose_optimizer": None if run.pose_opt is None else run.pose_opt.state_dict(),
+        "strategy": run.strategy_state,
+        "generator": run.rng_state,
+        "extent": run.extent,
+        "elapsed": run.elapsed,
+        "history": run.history,
+        "window": run.window,
+        "config": asdict(cfg),
+    }
+
+
+def _save(run: _Run, cfg: TrainConfig, path: Path) -> Path:
+    """Atomic torch.save of the run (temp file in the same folder, then os.replace)."""
+    data = _checkpoint(run, cfg)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by train() (tensors on the CPU)."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def checkpoint_gaussians(path: str | Path) -> Gaussians:
+    """The Gaussians stored in a checkpoint (float32, unit quaternions)."""
+    return export_gaussians(load_checkpoint(path)["params"])
+
+
+def _restore(run: _Run, ck: dict, device) -> None:
+    params = {k: v.to(device) for k, v in ck["params"].items()}
+    opt = GaussianAdam(params, ck["optimizer"]["lr"], sparse=run.opt.sparse)
+    opt.load_state_dict(ck["optimizer"])
+    run.opt = opt
+    if run.deltas is not None and ck["poses"] is not None:
+        run.deltas.load_state_dict(ck["poses"])
+        run.pose_opt.load_state_dict(ck["pose_optimizer"])
+    run.strategy_state = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in ck["strategy"].items()}
+    run.generator.set_state(ck["generator"])
+    run.rng_state = ck["generator"]
+    run.step, run.elapsed, run.extent = int(ck["step"]), float(ck["elapsed"]), float(ck["extent"])
+    run.history, run.window = list(ck["history"]), list(ck["window"])
+
+
+def _save_last_good(run: _Run, cfg: TrainConfig, path: Path | None) -> Path:
+    """Save the state before the failed step, without Gaussians holding non-finite values."""
+    finite = torch.ones(len(run.opt), dtype=torch.bool, device=run.opt.params["means"].device)
+    for v in run.opt.params.values():
+        finite &= torch.isfinite(v.detach().float()).reshape(len(v), -1).all(-1)
+    if not bool(finite.all()) and bool(finite.any()):
+        run.opt.keep(finite)
+        run.strategy_state = run.strategy.initialize_state(len(run.opt), device=finite.device)
+    if run.deltas is not None:
+        with torch.no_grad():
+            for p in run.deltas.parameters():
+                p.nan_to_num_(0.0, 0.0, 0.0)
+    if path is None:
+        path = Path(tempfile.mkdtemp(prefix="splat-diverged-")) / CHECKPOINT_NAME
+    return _save(run, cfg, path)
+
+
+class _NonFinite(Exception):
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+# ---- interruption and progress ------------------------------------------------------------------
+
+
+class _InterruptGuard:
+    """Ctrl-C during a parameter update is held back until the update is complete, so the state
+    a KeyboardInterrupt checkpoint saves is always the state after a whole number of steps."""
+
+    def __init__(self) -> None:
+        self.busy = self.pending = False
+        self._old = None
+
+    def __enter__(self) -> _InterruptGuard:
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _handler(self, signum, frame) -> None:
+        if self.busy:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def updating(self):
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def _progress_bar(show: bool, total: int, start: int):
+    if not show:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[stats]}"))  # fmt: skip
+    bar.add_task("train", total=total, completed=start, stats="")
+    return bar
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "StepReport",
+    "checkpoint_gaussians",
+    "load_checkpoint",
+    "train",
+]

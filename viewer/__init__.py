@@ -1,0 +1,11 @@
+"""The browser viewer (viser): `ViewerApp`, `LiveView` for training, `serve` for `splat view`.
+
+Importing this package pulls in viser; the rest of splat never imports it at module level.
+"""
+
+from viewer.app import ViewerApp
+from viewer.live import LiveView
+from viewer.load import ViewInput, load_view_input
+from viewer.serve import serve
+
+__all__ = ["LiveView", "ViewInput", "ViewerApp", "load_view_input", "serve"]

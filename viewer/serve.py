@@ -1,0 +1,36 @@
+"""`splat view RUN_DIR_OR_PLY`: load, serve, print the URL, run until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from viewer.app import ViewerApp
+from viewer.load import load_view_input
+
+
+def serve(
+    path: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    say: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve a run folder or .ply until Ctrl-C (or until `stop` is set); InputError on bad input."""
+    data = load_view_input(path)
+    app = ViewerApp(data.gaussians, data.cameras, data.images, host=host, port=port)
+    try:
+        if port and app.port != port:
+            say(f"port {port} is in use; using port {app.port} instead")
+        cams = f", {len(data.cameras)} cameras" if data.cameras is not None else ""
+        say(f"viewing {data.ply_path} ({len(data.gaussians):,} Gaussians{cams})")
+        say(f"open {app.url} in a browser (Ctrl-C to stop)")
+        stop = stop or threading.Event()
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        say("viewer stopped")
+    finally:
+        app.stop()
