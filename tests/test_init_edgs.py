@@ -41,7 +41,7 @@ def exact_plane_matcher(cams: Cameras, images, outlier_fraction=0.0, seed=0):
     K = cams.K.numpy()
     w2c = cams.w2c.numpy()
 
-    def match(img0, img1):
+    def match(img0, img1, Fmat):
         i, j = index[id(img0)], index[id(img1)]
         v, u = np.mgrid[0:H, 0:W] + 0.5
         rays_cam = np.stack([(u - K[i, 0, 2]) / F, (v - K[i, 1, 2]) / F, np.ones_like(u)], -1)
@@ -52,6 +52,9 @@ def exact_plane_matcher(cams: Cameras, images, outlier_fraction=0.0, seed=0):
         X = o + t[..., None] * d
         Xc = X @ w2c[j][:3, :3].T + w2c[j][:3, 3]
         xy = Xc[..., :2] / Xc[..., 2:] * F + K[j, :2, 2]
+        x0 = np.stack([u, v, np.ones_like(u)], -1)
+        x1 = np.concatenate([xy, np.ones_like(u)[..., None]], -1)
+        assert np.abs(np.einsum("hwi,ij,hwj->hw", x1, Fmat, x0)).max() < 1e-6 * np.abs(Fmat).max() * W * W
         bad = rng.random((H, W)) < outlier_fraction
         xy[bad] += rng.uniform(5, 15, size=(int(bad.sum()), 2))
         return xy.astype(np.float32), np.ones((H, W), np.float32)
@@ -76,7 +79,7 @@ def test_points_lie_on_the_surface_and_outliers_are_filtered():
 def test_textureless_input_is_a_clear_error_not_nans():
     images, cams = plane_scene(3)
 
-    def no_confidence(img0, img1):
+    def no_confidence(img0, img1, F):
         return np.full((H, W, 2), np.nan, np.float32), np.zeros((H, W), np.float32)
 
     with pytest.raises(InputError, match="textureless or do not overlap"):

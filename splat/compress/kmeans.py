@@ -52,9 +52,9 @@ def kmeans_vq(
     x: np.ndarray,
     k: int,
     weights: np.ndarray | None = None,
-    iters: int = 12,
+    iters: int = 10,
     seed: int = 0,
-    max_train: int = 100_000,
+    max_train: int = 32_768,
 ) -> np.ndarray:
     """Weighted k-means codebook for vectors (Lloyd iterations on a sample of at most max_train rows).
 
@@ -98,10 +98,9 @@ def _nearest(X: torch.Tensor, C: torch.Tensor, chunk: int = 8192) -> tuple[torch
     codes, dists = [], []
     for i in range(0, len(X), chunk):
         xb = X[i : i + chunk]
-        d = (xb * xb).sum(1, keepdim=True) - 2 * xb @ C.T + cc
-        best = d.min(1)
+        best = torch.addmm(cc.expand(len(xb), -1), xb, C.T, alpha=-2).min(1)  # |c|^2 - 2 x.c
         codes.append(best.indices)
-        dists.append(best.values.clamp_min(0))
+        dists.append((best.values + (xb * xb).sum(1)).clamp_min(0))
     if not codes:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0)
     return torch.cat(codes), torch.cat(dists)

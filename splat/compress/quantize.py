@@ -49,7 +49,8 @@ class QuantizeConfig:
     rotation_bits: int = 8
     opacity_bits: int = 8
     dc_bits: int = 8
-    sh_bits: int = 12  # vector codebook size 2^sh_bits per SH band
+    sh_bits: int = 0  # vector codebook size 2^sh_bits per SH band; 0: about N/64 rows (8..16 bits)
+    sh_groups: str = "band"  # "band": one codebook per SH band; "all": one over all of SH rest
     outliers: float = 0.005  # fraction of scalar entries kept sparse at float32
     sh_outliers: float = 0.01  # fraction of Gaussians whose SH rest is kept at float32
     keep_order: bool = False
@@ -113,21 +114,28 @@ def _scalar(
 
 
 def _vq(name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, seed: int) -> tuple[dict, list[Section]]:
-    """Vector codebook over rows; the rows of largest weighted error kept at float32."""
-    book = kmeans_vq(x, 2**bits, w, seed=seed)
-    codes = assign_vq(x, book)
-    err = w * ((x - book[codes]) ** 2).sum(1)
+    """Vector codebook (float16) over rows; the rows of largest weighted error kept at float16.
+
+    float16 is SqueezeLLM's "full precision" and ample for SH rest (relative error 5e-4).
+    """
+    book = kmeans_vq(x, 2**bits, w, seed=seed).astype(np.float16)
+    codes = assign_vq(x, book.astype(np.float32))
+    err = w * ((x - book[codes].astype(np.float32)) ** 2).sum(1)
     rows = np.sort(np.argsort(-err, kind="stable")[: int(frac * len(x))]).astype(np.uint32)
     dtype = np.uint8 if len(book) <= 256 else np.uint16
-    sections = [Section(f"{name}.codebook", book.astype(np.float32)), Section(f"{name}.codes", codes.astype(dtype))]
-    return {"kind": "vq", "bits": bits}, sections + _sparse_rows(name, rows, x)
+    sections = [Section(f"{name}.codebook", book, shuffle=True), Section(f"{name}.codes", codes.astype(dtype))]
+    return {"kind": "vq", "bits": bits}, sections + _sparse_rows(name, rows, x, np.float16)
 
 
-def _sparse_rows(name: str, rows: np.ndarray, x: np.ndarray) -> list[Section]:
+def _vq_bits(n: int, bits: int) -> int:
+    return bits if bits > 0 else int(np.clip(np.ceil(np.log2(max(n, 1) / 64)), 8, 16))
+
+
+def _sparse_rows(name: str, rows: np.ndarray, x: np.ndarray, dtype=np.float32) -> list[Section]:
     if not len(rows):
         return []
     return [Section(f"{name}.outlier_rows", rows, delta=True, shuffle=True),
-            Section(f"{name}.outlier_values", x[rows].astype(np.float32), shuffle=True)]  # fmt: skip
+            Section(f"{name}.outlier_values", x[rows].astype(dtype), shuffle=True)]  # fmt: skip
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:
@@ -170,13 +178,13 @@ def _decode_group(name: str, meta: dict, arrays: dict, n: int, width: int, sourc
         _check_shape(codes, (n,), f"{name}.codes", source)
         _check_shape(book, (len(book), width), f"{name}.codebook", source)
         _check_index(codes, len(book), f"{name}.codes", source)
-        out = book[codes]
+        out = book[codes].astype(np.float32)
     else:
         raise InputError(f"{source}: group {name} has unknown kind {kind!r}; the file is corrupt or newer")
     rows = arrays.get(f"{name}.outlier_rows")
     if rows is not None:
         _check_index(rows, n, f"{name}.outlier_rows", source)
-        out[rows.astype(np.int64)] = get("outlier_values")
+        out[rows.astype(np.int64)] = get("outlier_values").astype(np.float32)
     return out.astype(np.float32, copy=False)
 
 
@@ -213,7 +221,7 @@ def importance(g: Gaussians) -> np.ndarray:
     return np.clip(w, 1e-3 * med, 1e3 * med)
 
 
-def _groups(g: Gaussians) -> dict[str, np.ndarray]:
+def _groups(g: Gaussians, sh_groups: str = "band") -> dict[str, np.ndarray]:
     """Arrays to code, (N, width) float32 each, quaternions normalised with w >= 0."""
     q = torch.nn.functional.normalize(g.quats.double(), dim=-1)
     q = torch.where(q[:, :1] < 0, -q, q)
@@ -221,8 +229,13 @@ def _groups(g: Gaussians) -> dict[str, np.ndarray]:
         "means": g.means, "log_scales": g.log_scales, "quats": q,
         "opacity_logits": g.opacity_logits[:, None], "sh_dc": g.sh_dc,
     }  # fmt: skip
-    for b, (lo, hi) in enumerate(sh_bands(g.sh_degree), 1):
-        out[f"sh_rest.band{b}"] = g.sh_rest[:, lo:hi].reshape(len(g), -1)
+    if sh_groups == "all" and g.sh_degree:
+        out["sh_rest.all"] = g.sh_rest.reshape(len(g), -1)
+    elif sh_groups == "band":
+        for b, (lo, hi) in enumerate(sh_bands(g.sh_degree), 1):
+            out[f"sh_rest.band{b}"] = g.sh_rest[:, lo:hi].reshape(len(g), -1)
+    else:
+        raise ValueError(f"sh_groups must be 'band' or 'all', got {sh_groups!r}")
     return {k: np.ascontiguousarray(v.detach().cpu().numpy(), np.float32) for k, v in out.items()}
 
 
@@ -240,7 +253,7 @@ def _encode_groups(groups: dict, w: np.ndarray, cfg: QuantizeConfig) -> tuple[di
         elif name == "sh_dc":
             meta, sec = _scalar(name, x, cfg.dc_bits, w, cfg.outliers, shared=False)
         else:
-            meta, sec = _vq(name, x, cfg.sh_bits, w, cfg.sh_outliers, cfg.seed)
+            meta, sec = _vq(name, x, _vq_bits(len(x), cfg.sh_bits), w, cfg.sh_outliers, cfg.seed)
         metas[name] = {**meta, "width": x.shape[1]}
         sections += sec
     return metas, sections
@@ -252,8 +265,11 @@ def _assemble(meta: dict, arrays: dict, source: str) -> tuple[Gaussians, np.ndar
         n, degree, groups = int(meta["count"]), int(meta["sh_degree"]), meta["groups"]
         cols = {name: _decode_group(name, m, arrays, n, int(m["width"]), source) for name, m in groups.items()}
         K = (degree + 1) ** 2 - 1
-        bands = [cols[f"sh_rest.band{b}"].reshape(n, -1, 3) for b in range(1, degree + 1)]
-        sh_rest = np.concatenate(bands, 1) if bands else np.zeros((n, 0, 3), np.float32)
+        if "sh_rest.all" in cols:
+            sh_rest = cols["sh_rest.all"]
+        else:
+            bands = [cols[f"sh_rest.band{b}"].reshape(n, -1, 3) for b in range(1, degree + 1)]
+            sh_rest = np.concatenate(bands, 1) if bands else np.zeros((n, 0, 3), np.float32)
         g = Gaussians(
             means=torch.from_numpy(cols["means"]), log_scales=torch.from_numpy(cols["log_scales"]),
             quats=torch.from_numpy(cols["quats"]), opacity_logits=torch.from_numpy(cols["opacity_logits"][:, 0]),
@@ -280,7 +296,7 @@ def quantize(gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> Qu
     means = g.means.double().numpy()
     order = morton_order(means) if len(g) else np.zeros(0, np.int64)
     g = g[torch.from_numpy(order)]
-    metas, sections = _encode_groups(_groups(g), importance(g), cfg)
+    metas, sections = _encode_groups(_groups(g, cfg.sh_groups), importance(g), cfg)
     if cfg.keep_order:
         sections.append(Section("order", order.astype(np.uint32), shuffle=True))
     meta = {"format": FORMAT, "count": len(g), "sh_degree": g.sh_degree, "groups": metas,

@@ -19,9 +19,9 @@ from splat.errors import InputError
 from splat.geometry.triangulate import reprojection_errors, triangulate_dlt
 from splat.types import Cameras, Gaussians
 
-# A matcher maps (img0 (H,W,3), img1) to (xy1 (H,W,2) positions in img1 of each img0 pixel centre,
-# confidence (H,W) in [0,1]); both at img0's resolution.
-MatchFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# A matcher maps (img0 (H,W,3), img1, F (3,3) fundamental matrix from the poses, x1^T F x0 = 0) to
+# (xy1 (H,W,2) positions in img1 of each img0 pixel centre, confidence (H,W) in [0,1]), at img0's size.
+MatchFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -65,6 +65,16 @@ def select_neighbors(cameras: Cameras, k: int, min_angle: float, max_angle: floa
     return out
 
 
+def fundamental_matrix(cameras: Cameras, i: int, j: int) -> np.ndarray:
+    """(3,3) F with x_j^T F x_i = 0 for pixel-centre coordinates of views i and j."""
+    T = (cameras.w2c[j].double() @ torch.linalg.inv(cameras.w2c[i].double())).numpy()
+    R, t = T[:3, :3], T[:3, 3]
+    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
+    Ki, Kj = cameras.K[i].double().numpy(), cameras.K[j].double().numpy()
+    F = np.linalg.inv(Kj).T @ tx @ R @ np.linalg.inv(Ki)
+    return F / np.linalg.norm(F)
+
+
 def _projection_matrices(cameras: Cameras) -> torch.Tensor:
     return (cameras.K.double() @ cameras.w2c[:, :3, :].double()).contiguous()  # (V,3,4)
 
@@ -75,7 +85,7 @@ def _triangulate_reference(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Points (M,3), colours (M,3), scales (M,), confidence (M,) seen from reference view `ref`."""
     H, W = images[ref].shape[:2]
-    fields = [match(images[ref], images[n]) for n in nbrs]
+    fields = [match(images[ref], images[n], fundamental_matrix(cameras, ref, n)) for n in nbrs]
     conf = np.stack([c for _, c in fields])  # (k,H,W)
     xy = np.stack([m for m, _ in fields])  # (k,H,W,2)
     valid = np.isfinite(conf) & (conf >= cfg.min_confidence) & np.isfinite(xy).all(-1)
@@ -149,8 +159,8 @@ def default_matcher() -> MatchFn:
     """The offline classical dense matcher, adapted to the MatchFn shape."""
     from splat.match.dense import dense_match
 
-    def match(img0: np.ndarray, img1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = dense_match(img0, img1)
+    def match(img0: np.ndarray, img1: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = dense_match(img0, img1, F=F)
         return m.match_xy, m.confidence
 
     return match

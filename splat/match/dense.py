@@ -40,6 +40,10 @@ class DenseMatchConfig:
     texture_hi: float = 4.0  # ... and above which texture counts fully
     discontinuity_px: float = 3.0  # flow change within 3x3 (working px) at which confidence halves
     refine_iters: int = 5  # DIS variational refinement iterations per pyramid level
+    warp: bool = False
+    seed: bool = True
+    passes: int = 2
+    reseed_step: int = 8
 
 
 @dataclass
@@ -140,6 +144,35 @@ def _confidence(cyc, texture, epi, disc, cfg: DenseMatchConfig) -> np.ndarray:
     return conf.astype(np.float32)
 
 
+def _dense_seeds(match, conf, step):
+    h, w = conf.shape
+    grid = pixel_centres(h, w)
+    sub = (slice(step // 2, None, step), slice(step // 2, None, step))
+    ok = conf[sub] >= 0.5
+    return grid[sub][ok].astype(np.float64), match[sub][ok].astype(np.float64)
+
+
+def _flow_pass(c0, c1, xy0, xy1, F_work, valid1, texture, shape, cfg):
+    Hc, Wc = c0.shape
+    flow_fn = flowlib.seeded_flow if cfg.warp else flowlib.dis_flow
+    s01 = guide.interpolate_flow(xy0, xy1, (Hc, Wc)) if cfg.seed else None
+    s10 = guide.interpolate_flow(xy1, xy0, (Hc, Wc)) if cfg.seed else None
+    f01 = flow_fn(c0, c1, s01, refine_iters=cfg.refine_iters)
+    f10 = flow_fn(c1, c0, s10, refine_iters=cfg.refine_iters)
+    h, w = shape
+    f01 = f01[:h, :w]
+    cyc = flowlib.cycle_error(f01, f10, valid1)
+    grid = pixel_centres(h, w)
+    match = grid + f01
+    epi = None
+    if F_work is not None:
+        epi = guide.epipolar_distance(F_work, grid.astype(np.float64), match.astype(np.float64))
+        if cfg.snap_to_epipolar:
+            match = guide.project_to_epipolar_lines(F_work, grid.astype(np.float64), match.astype(np.float64))
+    conf = _confidence(cyc, texture, epi, flowlib.flow_discontinuity(f01), cfg)
+    return match, conf
+
+
 def dense_match(
     img0: np.ndarray, img1: np.ndarray, *, F: np.ndarray | None = None,
     sparse_matches: tuple[np.ndarray, np.ndarray] | None = None, max_side: int = 1024,
@@ -184,22 +217,19 @@ def dense_match(
 
     Hc, Wc = max(g0.shape[0], g1.shape[0]), max(g0.shape[1], g1.shape[1])
     c0, c1 = _pad_to(g0, Hc, Wc), _pad_to(g1, Hc, Wc)
-    f01 = flowlib.dis_flow(c0, c1, guide.interpolate_flow(xy0, xy1, (Hc, Wc)), refine_iters=cfg.refine_iters)
-    f10 = flowlib.dis_flow(c1, c0, guide.interpolate_flow(xy1, xy0, (Hc, Wc)), refine_iters=cfg.refine_iters)
     valid1 = np.zeros((Hc, Wc), bool)
     valid1[: g1.shape[0], : g1.shape[1]] = True
-
-    h, w = g0.shape
-    f01 = f01[:h, :w]
-    cyc = flowlib.cycle_error(f01, f10, valid1)
-    grid = pixel_centres(h, w)
-    match = grid + f01
-    epi = None
-    if F_work is not None:
-        epi = guide.epipolar_distance(F_work, grid.astype(np.float64), match.astype(np.float64))
-        if cfg.snap_to_epipolar:
-            match = guide.project_to_epipolar_lines(F_work, grid.astype(np.float64), match.astype(np.float64))
-    conf = _confidence(cyc, flowlib.texture_strength(g0), epi, flowlib.flow_discontinuity(f01), cfg)
+    texture = flowlib.texture_strength(g0)
+    for it in range(cfg.passes):
+        if it > 0:
+            d0, d1 = _dense_seeds(match, conf, cfg.reseed_step)
+            if F is None and len(d0) >= 30:
+                F_new, ok = guide.verify_matches(np.concatenate([xy0, d0]), np.concatenate([xy1, d1]), None, cfg.epipolar_px)
+                F_work = _trusted_F(F_new, np.concatenate([xy0, d0])[ok], np.concatenate([xy1, d1])[ok], cfg.epipolar_px)
+            xy0s, xy1s = np.concatenate([xy0, d0]), np.concatenate([xy1, d1])
+        else:
+            xy0s, xy1s = xy0, xy1
+        match, conf = _flow_pass(c0, c1, xy0s, xy1s, F_work, valid1, texture, g0.shape, cfg)
 
     match_xy = cv2.resize(match.astype(np.float32), (W0, H0), interpolation=cv2.INTER_LINEAR)
     match_xy /= np.array([s1x, s1y], np.float32)
@@ -208,6 +238,6 @@ def dense_match(
     stats = {
         "sparse_matches": int(len(inliers)), "verified_matches": int(len(xy0)),
         "F": "given" if F is not None else ("estimated" if F_work is not None else "none"),
-        "working_size": (w, h), "seconds": round(time.perf_counter() - t0, 3),
+        "working_size": (g0.shape[1], g0.shape[0]), "seconds": round(time.perf_counter() - t0, 3),
     }
     return DenseMatches(match_xy, conf.astype(np.float32), F_out, stats)

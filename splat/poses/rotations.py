@@ -104,3 +104,97 @@ def average_rotations(
     R_rel = torch.as_tensor(R_rel, dtype=torch.float64)
     R = spectral_rotations(num_views, edges, R_rel, weights)
     return refine_rotations_irls(R, edges, R_rel, weights, sigma_deg=sigma_deg)
+
+
+def chain_rotations(num_views: int, tree_edges: list[tuple[int, int]], R_rel: list[Tensor]) -> Tensor | None:
+    """Global rotations from relative ones along a spanning tree (BFS from view 0); None if not spanning."""
+    adj: dict[int, list[tuple[int, Tensor]]] = {v: [] for v in range(num_views)}
+    for (i, j), Rij in zip(tree_edges, R_rel):
+        adj[i].append((j, Rij))  # R_j = R_ij R_i
+        adj[j].append((i, Rij.T))
+    R: dict[int, Tensor] = {0: torch.eye(3, dtype=torch.float64)}
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        for j, Rij in adj[i]:
+            if j not in R:
+                R[j] = Rij @ R[i]
+                stack.append(j)
+    if len(R) < num_views:
+        return None
+    return torch.stack([R[v] for v in range(num_views)])
+
+
+def select_hypotheses(
+    num_views: int,
+    hyps: dict[tuple[int, int], list[tuple[Tensor, float]]],
+    trials: int = 300,
+    agree_deg: float = 5.0,
+    seed: int = 0,
+) -> tuple[Tensor, dict[tuple[int, int], int]]:
+    """Pick one relative rotation per edge so that the view graph is as consistent as possible.
+
+    Samples spanning trees (maximum spanning trees under random score perturbations, each edge
+    taking a hypothesis at random, weighted by score), chains rotations along the tree, and scores
+    the result by the summed scores of the edges with a hypothesis within `agree_deg` of it.
+    Returns global rotations (V,3,3) (refined by robust averaging over the agreeing hypotheses)
+    and the chosen hypothesis index per agreeing edge.
+
+    Args: hyps: (i, j) -> list of (R_ij (3,3) float64, score) with R_j ~ R_ij R_i.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    rng = np.random.default_rng(seed)
+    edges = [e for e in hyps if hyps[e]]
+    best = (-1.0, None)
+    for trial in range(trials):
+        choice = {e: 0 if trial == 0 else _weighted_pick(rng, [s for _, s in hyps[e]]) for e in edges}
+        w = np.array([hyps[e][choice[e]][1] for e in edges], float)
+        noise = 0 if trial == 0 else rng.gumbel(size=len(w))
+        cost = -(np.log(np.maximum(w, 1e-9)) + noise)
+        cost = cost - cost.min() + 1.0  # positive weights for scipy (zeros mean "no edge")
+        ij = np.array(edges).reshape(-1, 2)
+        g = coo_matrix((cost, (ij[:, 0], ij[:, 1])), shape=(num_views, num_views))
+        tree = minimum_spanning_tree(g).tocoo()
+        tree_edges = [(int(a), int(b)) for a, b in zip(tree.row, tree.col)]
+        rel = []
+        for a, b in tree_edges:
+            e = (a, b) if (a, b) in choice else (b, a)
+            Rab = hyps[e][choice[e]][0]
+            rel.append(Rab if e == (a, b) else Rab.T)
+        R = chain_rotations(num_views, tree_edges, rel)
+        if R is None:
+            break  # the graph is not connected: no tree spans it
+        score, _ = _agreement(R, hyps, agree_deg)
+        if score > best[0]:
+            best = (score, R)
+    if best[1] is None:
+        raise ValueError("view graph is not connected")
+    _, picked = _agreement(best[1], hyps, agree_deg)
+    e_idx = torch.tensor(list(picked), dtype=torch.long).reshape(-1, 2)
+    R_rel = torch.stack([hyps[e][k][0] for e, k in picked.items()]).to(torch.float64)
+    wts = torch.tensor([hyps[e][k][1] for e, k in picked.items()], dtype=torch.float64)
+    R, _ = refine_rotations_irls(best[1], e_idx, R_rel, wts.sqrt(), sigma_deg=agree_deg)
+    _, picked = _agreement(R, hyps, agree_deg)
+    return R, picked
+
+
+def _weighted_pick(rng, scores) -> int:
+    p = np.asarray(scores, float)
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+def _agreement(R: Tensor, hyps, agree_deg: float) -> tuple[float, dict[tuple[int, int], int]]:
+    score, picked = 0.0, {}
+    for (i, j), hs in hyps.items():
+        if not hs:
+            continue
+        Rij = R[j] @ R[i].T
+        ang = rotation_angle_deg(torch.stack([h[0] for h in hs]).to(R.dtype), Rij.expand(len(hs), 3, 3))
+        ok = [k for k in range(len(hs)) if ang[k] < agree_deg]
+        if ok:
+            k = max(ok, key=lambda k: hs[k][1])
+            score += hs[k][1]
+            picked[(i, j)] = k
+    return score, picked

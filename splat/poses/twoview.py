@@ -141,6 +141,9 @@ def _homography_solutions(xy0, xy1, K0, K1, thresh_px):
     H, mask = cv2.findHomography(xy0, xy1, cv2.USAC_MAGSAC, 2 * thresh_px)
     if H is None or mask is None or mask.sum() < 8:
         return []
+    inl = xy0[mask.ravel() > 0]
+    if np.sqrt(max(np.linalg.eigvalsh(np.cov(inl.T))[0], 0.0)) < 0.06 * max(K0[0, 2], K0[1, 2]) * 2:
+        return []  # inliers on a thin band (e.g. a distant hedge): any smooth map fits, decomposing it is noise
     # H maps pixels of view 0 to view 1; in normalized coordinates Hn = K1^-1 H K0 = R + t n^T / d
     Hn = np.linalg.inv(K1) @ H @ K0
     n_sol, Rs, ts, normals = cv2.decomposeHomographyMat(Hn, np.eye(3))

@@ -50,7 +50,7 @@ class GaussianAdam:
         sparse: bool = True,
         seed: int = 0,
     ) -> None:
-        self.params = {k: _leaf(v) for k, v in params.items()}
+        self.params = {k: _leaf(v.detach().clone()) for k, v in params.items()}  # never alias the caller's
         self.lr = {k: float(lr[k]) for k in self.params}
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)

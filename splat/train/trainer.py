@@ -219,7 +219,7 @@ def _step(run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, 
         run.strategy.step_post_backward(run.opt, run.strategy_state, info)
         run.step = i + 1
         run.rng_state = run.generator.get_state()
-    return float(loss), psnr_value(out.image, targets[v]), v
+    return float(loss.detach()), psnr_value(out.image, targets[v]), v
 
 
 @torch.no_grad()

@@ -1,0 +1,549 @@
+// Tiled alpha compositing of screen-space Gaussians on the CPU (C++17, OpenMP, 8-lane SIMD).
+//
+// Semantics: docs/RASTER_CONTRACT.md, twin of splat/render/composite_torch.py.
+// Pipeline: per-Gaussian prep (tile rectangle, pixel box, packed record) -> one stable global
+// depth sort -> tile lists filled in depth order (so each list is already sorted by
+// (depth, index)) -> per-tile front-to-back compositing -> back-to-front backward writing one
+// gradient row per (tile, Gaussian) intersection -> per-Gaussian reduction in a fixed order.
+// Every result is independent of the thread count and of OpenMP's schedule: bit-identical runs.
+//
+// Inner loops put 8 pixels of a tile row in the SIMD lanes; a Gaussian is visited only on the
+// rows/blocks of its conservative pixel box (where alpha >= 1/255 is possible), which skips
+// exactly the pixels the contract skips. sigma, alpha and T are computed in float32 with the
+// contract's operation order (no FMA there), so threshold decisions match the reference.
+
+#include <torch/extension.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "simd8.h"
+
+namespace {
+
+using namespace simd8;
+
+constexpr float kAlphaMax = 0.99f;
+constexpr float kAlphaMin = 1.0f / 255.0f;
+constexpr float kTMin = 1e-4f;
+constexpr int kMaxTile = 64;
+constexpr int kGradCols = 10;  // mean x, mean y, conic a, b, c, opacity, r, g, b, depth
+
+// One Gaussian, packed in one cache line for the compositing loops.
+struct alignas(64) GRec {
+  float mx, my, a, b, c, o, cr, cg, cb, d;
+  int32_t bx0, bx1, by0, by1;  // pixel box (inclusive) where alpha >= 1/255 is possible
+  int32_t pad[2];
+};
+static_assert(sizeof(GRec) == 64, "GRec is one cache line");
+
+struct Frame {
+  int W, H, ts, tiles_x, tiles_y, n_tiles, nb, stride;  // nb blocks of 8 lanes per tile row
+  Frame(int width, int height, int tile) : W(width), H(height), ts(tile) {
+    tiles_x = (W + ts - 1) / ts;
+    tiles_y = (H + ts - 1) / ts;
+    n_tiles = tiles_x * tiles_y;
+    nb = (ts + kLanes - 1) / kLanes;
+    stride = nb * kLanes;
+  }
+};
+
+double now() { return omp_get_wtime(); }
+
+template <typename T>
+struct AlignedBuf {
+  T* p = nullptr;
+  explicit AlignedBuf(size_t n) { p = static_cast<T*>(std::aligned_alloc(64, ((n * sizeof(T) + 63) / 64) * 64 + 64)); }
+  ~AlignedBuf() { std::free(p); }
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+};
+
+// ---------------------------------------------------------------- binning
+
+// Contract tile range along one axis: [floor((mu - r) / T), floor((mu + r) / T) + 1) clamped.
+inline void tile_range(float mu, float r, int ts, int n, int& lo, int& hi) {
+  auto clampf = [n](float v) { return std::isnan(v) ? 0 : static_cast<int>(std::min(std::max(v, 0.0f), float(n))); };
+  lo = clampf(std::floor((mu - r) / float(ts)));
+  hi = clampf(std::floor((mu + r) / float(ts)) + 1.0f);
+}
+
+// Conservative inclusive pixel box outside which alpha < 1/255 for sure (float rounding included).
+void pixel_box(GRec& g, const Frame& f) {
+  const double a = g.a, b = g.b, c = g.c, o = g.o, mx = g.mx, my = g.my;
+  g.bx0 = 1, g.bx1 = 0, g.by0 = 1, g.by1 = 0;  // empty
+  if (!(o * 255.0 >= 0.99)) return;          // alpha = o * exp(-sigma) <= o < 1/255 (or NaN)
+  g.bx0 = 0, g.bx1 = f.W - 1, g.by0 = 0, g.by1 = f.H - 1;  // fallback: no culling
+  const double det = a * c - b * b;
+  if (!(a > 0 && c > 0 && det > 0 && std::isfinite(det) && std::isfinite(mx) && std::isfinite(my))) return;
+  const double lmax = 0.5 * (a + c) + std::sqrt(0.25 * (a - c) * (a - c) + b * b);
+  const double kappa = lmax * lmax / det;  // condition number: bounds float error of sigma
+  if (!(kappa < 1e5)) return;
+  const double s = (std::log(255.0 * o) + 1e-3) * (1.0 + 1e-5 * kappa) + 1e-3;
+  const double ex = std::sqrt(2.0 * s * c / det) * 1.0001 + 1e-3;  // max |dx| with sigma <= s
+  const double ey = std::sqrt(2.0 * s * a / det) * 1.0001 + 1e-3;
+  auto clampi = [](double v, int hi) { return static_cast<int>(std::min(std::max(v, -1.0), double(hi))); };
+  g.bx0 = clampi(std::floor(mx - 0.5 - ex), f.W), g.bx1 = clampi(std::ceil(mx - 0.5 + ex), f.W);
+  g.by0 = clampi(std::floor(my - 0.5 - ey), f.H), g.by1 = clampi(std::ceil(my - 0.5 + ey), f.H);
+}
+
+// Sortable unsigned key of a float depth: ascending like torch.sort (-0 == +0, NaN last).
+inline uint32_t depth_key(float d) {
+  if (std::isnan(d)) return 0xFFFFFFFFu;
+  if (d == 0.0f) d = 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &d, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Stable LSD radix sort of ids by keys (3 passes of 11 bits; trivial passes skipped).
+void radix_sort(std::vector<uint32_t>& keys, std::vector<int32_t>& ids) {
+  const size_t n = keys.size();
+  std::vector<uint32_t> k2(n);
+  std::vector<int32_t> i2(n);
+  for (int shift = 0; shift < 32; shift += 11) {
+    std::vector<size_t> hist(2049, 0);
+    for (size_t i = 0; i < n; ++i) ++hist[((keys[i] >> shift) & 2047u) + 1];
+    if (*std::max_element(hist.begin(), hist.end()) == n) continue;
+    for (int b = 0; b < 2048; ++b) hist[b + 1] += hist[b];
+    for (size_t i = 0; i < n; ++i) {
+      const size_t pos = hist[(keys[i] >> shift) & 2047u]++;
+      k2[pos] = keys[i];
+      i2[pos] = ids[i];
+    }
+    keys.swap(k2);
+    ids.swap(i2);
+  }
+}
+
+struct Binning {
+  torch::Tensor recs;          // (N, 16) float32 packed GRec
+  torch::Tensor tile_offsets;  // (n_tiles + 1,) int32
+  torch::Tensor gids;          // (M,) int32 Gaussian of each intersection, per tile front to back
+  torch::Tensor isect;         // (M,) int32 row of each intersection in Gaussian order
+  torch::Tensor goff;          // (N + 1,) int32 first intersection row of each Gaussian
+  double t_prep = 0, t_sort = 0, t_fill = 0;
+};
+
+Binning bin_gaussians(const float* means, const float* conics, const float* colors, const float* opac,
+                      const float* depths, const int32_t* radii, int64_t N, const Frame& f, int nt) {
+  Binning out;
+  double t0 = now();
+  out.recs = torch::empty({N, 16}, torch::kFloat32);
+  auto* recs = reinterpret_cast<GRec*>(out.recs.data_ptr<float>());
+  std::vector<int32_t> rect(4 * N);
+  std::vector<int64_t> counts(N);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t g = 0; g < N; ++g) {
+    GRec& r = recs[g];
+    r = GRec{means[2 * g], means[2 * g + 1], conics[3 * g], conics[3 * g + 1], conics[3 * g + 2], opac[g],
+             colors[3 * g], colors[3 * g + 1], colors[3 * g + 2], depths[g], 1, 0, 1, 0, {0, 0}};
+    int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
+    if (radii[g] > 0) {
+      tile_range(r.mx, float(radii[g]), f.ts, f.tiles_x, x0, x1);
+      tile_range(r.my, float(radii[g]), f.ts, f.tiles_y, y0, y1);
+    }
+    const int64_t cnt = int64_t(std::max(x1 - x0, 0)) * std::max(y1 - y0, 0);
+    counts[g] = cnt;
+    rect[4 * g] = x0, rect[4 * g + 1] = x1, rect[4 * g + 2] = y0, rect[4 * g + 3] = y1;
+    if (cnt > 0) pixel_box(r, f);
+  }
+  out.goff = torch::empty({N + 1}, torch::kInt32);
+  int32_t* goff = out.goff.data_ptr<int32_t>();
+  int64_t M = 0;
+  std::vector<uint32_t> keys;
+  std::vector<int32_t> order;
+  for (int64_t g = 0; g < N; ++g) {
+    goff[g] = int32_t(M);
+    M += counts[g];
+    TORCH_CHECK(M < (int64_t(1) << 31), "composite_cpu: too many tile intersections (", M, ")");
+    if (counts[g] > 0) keys.push_back(depth_key(depths[g])), order.push_back(int32_t(g));
+  }
+  goff[N] = int32_t(M);
+  double t1 = now();
+  radix_sort(keys, order);
+  double t2 = now();
+
+  // Chunks of the depth order (their number depends on the data only, not on the thread count)
+  // count per tile, then fill: each tile list comes out in (depth, index) order.
+  const int64_t nvis = int64_t(order.size());
+  const int n_chunks = int(std::min<int64_t>(64, std::max<int64_t>(1, nvis / 4096)));
+  std::vector<int64_t> cursor(int64_t(n_chunks) * f.n_tiles, 0);
+  auto chunk_lo = [&](int c) { return nvis * c / n_chunks; };
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int c = 0; c < n_chunks; ++c) {
+    int64_t* hist = &cursor[int64_t(c) * f.n_tiles];
+    for (int64_t i = chunk_lo(c); i < chunk_lo(c + 1); ++i) {
+      const int32_t* rc = &rect[4 * int64_t(order[i])];
+      for (int ty = rc[2]; ty < rc[3]; ++ty)
+        for (int tx = rc[0]; tx < rc[1]; ++tx) ++hist[ty * f.tiles_x + tx];
+    }
+  }
+  out.tile_offsets = torch::empty({f.n_tiles + 1}, torch::kInt32);
+  int32_t* toff = out.tile_offsets.data_ptr<int32_t>();
+  int64_t run = 0;
+  for (int t = 0; t < f.n_tiles; ++t) {
+    toff[t] = int32_t(run);
+    for (int c = 0; c < n_chunks; ++c) {
+      const int64_t cnt = cursor[int64_t(c) * f.n_tiles + t];
+      cursor[int64_t(c) * f.n_tiles + t] = run;
+      run += cnt;
+    }
+  }
+  toff[f.n_tiles] = int32_t(run);
+  out.gids = torch::empty({M}, torch::kInt32);
+  out.isect = torch::empty({M}, torch::kInt32);
+  int32_t* gids = out.gids.data_ptr<int32_t>();
+  int32_t* isect = out.isect.data_ptr<int32_t>();
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int c = 0; c < n_chunks; ++c) {
+    int64_t* cur = &cursor[int64_t(c) * f.n_tiles];
+    for (int64_t i = chunk_lo(c); i < chunk_lo(c + 1); ++i) {
+      const int32_t g = order[i];
+      const int32_t* rc = &rect[4 * int64_t(g)];
+      int32_t row = goff[g];
+      for (int ty = rc[2]; ty < rc[3]; ++ty)
+        for (int tx = rc[0]; tx < rc[1]; ++tx) {
+          const int64_t pos = cur[ty * f.tiles_x + tx]++;
+          gids[pos] = g;
+          isect[pos] = row++;
+        }
+    }
+  }
+  out.t_prep = t1 - t0, out.t_sort = t2 - t1, out.t_fill = now() - t2;
+  return out;
+}
+
+// ---------------------------------------------------------------- forward
+
+// Per-thread pixel state of one tile: ts rows x stride lanes.
+struct TileScratch {
+  int n;
+  AlignedBuf<float> T, C0, C1, C2, D, G0, G1, G2, GD, S;
+  AlignedBuf<int32_t> stop;
+  explicit TileScratch(int n_)
+      : n(n_), T(n_), C0(n_), C1(n_), C2(n_), D(n_), G0(n_), G1(n_), G2(n_), GD(n_), S(n_), stop(n_) {}
+};
+
+struct TileGeom {
+  int x_lo, y_lo, rows, cols;
+  TileGeom(int t, const Frame& f) {
+    x_lo = (t % f.tiles_x) * f.ts, y_lo = (t / f.tiles_x) * f.ts;
+    rows = std::min(f.ts, f.H - y_lo), cols = std::min(f.ts, f.W - x_lo);
+  }
+  // Rows [r0, r1] and blocks [b0, b1] of the tile inside the Gaussian's pixel box; false if none.
+  bool clip(const GRec& g, int& r0, int& r1, int& b0, int& b1) const {
+    r0 = std::max(g.by0 - y_lo, 0), r1 = std::min(g.by1 - y_lo, rows - 1);
+    const int c0 = std::max(g.bx0 - x_lo, 0), c1 = std::min(g.bx1 - x_lo, cols - 1);
+    b0 = c0 / kLanes, b1 = c1 / kLanes;
+    return r0 <= r1 && c0 <= c1;
+  }
+};
+
+// sigma and alpha of a Gaussian on 8 pixels, in the contract's float32 operation order.
+struct Eval {
+  vf dx, sigma, e, oe, alpha;
+  vi ok;  // sigma >= 0 and alpha >= 1/255
+  inline Eval(const GRec& g, vf pxc, float dy, float cyy) {
+    dx = g.mx - pxc;
+    sigma = 0.5f * ((g.a * dx) * dx + cyy) + (g.b * dx) * dy;
+    e = exp_neg(-sigma);
+    oe = g.o * e;
+    alpha = select(oe > kAlphaMax, splat(kAlphaMax), oe);  // NaN stays NaN, as clamp_max
+    ok = (sigma >= 0.0f) & (alpha >= kAlphaMin);
+  }
+};
+
+inline vf lane_centres(int x) {  // pixel centres x + lane + 0.5 of one 8-pixel block
+  vf v;
+  for (int i = 0; i < kLanes; ++i) v[i] = float(x + i) + 0.5f;
+  return v;
+}
+
+struct FwdOut {
+  float *image, *alpha, *depth, *T_final;
+  int32_t* last;
+};
+
+void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, const int32_t* toff,
+                  const float* bg, TileScratch& s, const FwdOut& out) {
+  const TileGeom tg(t, f);
+  const int begin = toff[t], n = toff[t + 1] - begin;
+  int row_alive[kMaxTile], alive = tg.rows * tg.cols;
+  vf pxc[kMaxTile / kLanes];
+  for (int b = 0; b < f.nb; ++b) pxc[b] = lane_centres(tg.x_lo + b * kLanes);
+  for (int r = 0; r < tg.rows; ++r) {
+    row_alive[r] = tg.cols;
+    for (int k = 0; k < f.stride; ++k) {
+      const int i = r * f.stride + k;
+      s.T.p[i] = 1.0f, s.C0.p[i] = s.C1.p[i] = s.C2.p[i] = s.D.p[i] = 0.0f;
+      s.stop.p[i] = k < tg.cols ? n : -1;  // pixel active at list position j while j < stop
+    }
+  }
+  for (int j = 0; j < n && alive > 0; ++j) {
+    if (j + 4 < n) __builtin_prefetch(&recs[gids[begin + j + 4]]);
+    const GRec& g = recs[gids[begin + j]];
+    int r0, r1, b0, b1;
+    if (!tg.clip(g, r0, r1, b0, b1)) continue;
+    const vi jv = splat_i(j);
+    for (int r = r0; r <= r1; ++r) {
+      if (row_alive[r] == 0) continue;
+      const float dy = g.my - (float(tg.y_lo + r) + 0.5f);
+      const float cyy = (g.c * dy) * dy;
+      for (int b = b0; b <= b1; ++b) {
+        const int i = r * f.stride + b * kLanes;
+        const Eval ev(g, pxc[b], dy, cyy);
+        const vi stop = load_i(s.stop.p + i);
+        const vi valid = ev.ok & (stop > jv);
+        const vf T = load(s.T.p + i);
+        const vf next_T = T * (1.0f - ev.alpha);
+        const vi term = valid & (next_T < kTMin);
+        const vi use = valid & ~term;
+        const vf w = select(use, ev.alpha * T, splat(0.0f));
+        store(s.C0.p + i, fmadd(w, splat(g.cr), load(s.C0.p + i)));
+        store(s.C1.p + i, fmadd(w, splat(g.cg), load(s.C1.p + i)));
+        store(s.C2.p + i, fmadd(w, splat(g.cb), load(s.C2.p + i)));
+        store(s.D.p + i, fmadd(w, splat(g.d), load(s.D.p + i)));
+        store(s.T.p + i, select(use, next_T, T));
+        const int m = movemask(term);
+        if (m) {
+          store_i(s.stop.p + i, select_i(term, jv, stop));
+          const int k = __builtin_popcount(m);
+          row_alive[r] -= k, alive -= k;
+        }
+      }
+    }
+  }
+  for (int r = 0; r < tg.rows; ++r) {
+    for (int k = 0; k < tg.cols; ++k) {
+      const int i = r * f.stride + k;
+      const int64_t p = int64_t(tg.y_lo + r) * f.W + tg.x_lo + k;
+      const float T = s.T.p[i];
+      out.image[3 * p] = s.C0.p[i] + T * bg[0];
+      out.image[3 * p + 1] = s.C1.p[i] + T * bg[1];
+      out.image[3 * p + 2] = s.C2.p[i] + T * bg[2];
+      out.alpha[p] = 1.0f - T;
+      out.depth[p] = s.D.p[i];
+      out.T_final[p] = T;
+      out.last[p] = s.stop.p[i];
+    }
+  }
+}
+
+void check_inputs(const torch::Tensor& means2d, const torch::Tensor& conics, const torch::Tensor& colors,
+                  const torch::Tensor& opacities, const torch::Tensor& depths, const torch::Tensor& radii,
+                  const torch::Tensor& background, int tile_size) {
+  const int64_t N = means2d.size(0);
+  auto f32 = [](const torch::Tensor& x, const char* name) {
+    TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.is_contiguous(), name,
+                " must be a contiguous float32 CPU tensor");
+  };
+  f32(means2d, "means2d"), f32(conics, "conics"), f32(colors, "colors"), f32(opacities, "opacities");
+  f32(depths, "depths"), f32(background, "background");
+  TORCH_CHECK(means2d.dim() == 2 && means2d.size(1) == 2, "means2d must be (N, 2)");
+  TORCH_CHECK(conics.sizes() == torch::IntArrayRef({N, 3}), "conics must be (N, 3)");
+  TORCH_CHECK(colors.sizes() == torch::IntArrayRef({N, 3}), "colors must be (N, 3)");
+  TORCH_CHECK(opacities.numel() == N && depths.numel() == N && radii.numel() == N, "opacities, depths, radii must be (N,)");
+  TORCH_CHECK(radii.scalar_type() == torch::kInt32 && radii.is_contiguous(), "radii must be contiguous int32");
+  TORCH_CHECK(background.numel() == 3, "background must be (3,)");
+  TORCH_CHECK(tile_size >= 1 && tile_size <= kMaxTile, "tile_size must be in 1..", kMaxTile);
+}
+
+int resolve_threads(int64_t num_threads) {
+  return num_threads > 0 ? int(num_threads) : std::max(1, at::get_num_threads());
+}
+
+std::vector<torch::Tensor> forward(torch::Tensor means2d, torch::Tensor conics, torch::Tensor colors,
+                                   torch::Tensor opacities, torch::Tensor depths, torch::Tensor radii,
+                                   int64_t width, int64_t height, torch::Tensor background, int64_t tile_size,
+                                   int64_t num_threads) {
+  check_inputs(means2d, conics, colors, opacities, depths, radii, background, int(tile_size));
+  TORCH_CHECK(width > 0 && height > 0, "width and height must be positive");
+  const Frame f(int(width), int(height), int(tile_size));
+  const int nt = resolve_threads(num_threads);
+  const int64_t N = means2d.size(0);
+  Binning bins = bin_gaussians(means2d.data_ptr<float>(), conics.data_ptr<float>(), colors.data_ptr<float>(),
+                               opacities.data_ptr<float>(), depths.data_ptr<float>(), radii.data_ptr<int32_t>(),
+                               N, f, nt);
+  const double t0 = now();
+  auto image = torch::empty({height, width, 3}, torch::kFloat32);
+  auto alpha = torch::empty({height, width}, torch::kFloat32);
+  auto depth = torch::empty({height, width}, torch::kFloat32);
+  auto T_final = torch::empty({height, width}, torch::kFloat32);
+  auto last = torch::empty({height, width}, torch::kInt32);
+  const FwdOut out{image.data_ptr<float>(), alpha.data_ptr<float>(), depth.data_ptr<float>(),
+                   T_final.data_ptr<float>(), last.data_ptr<int32_t>()};
+  const auto* recs = reinterpret_cast<const GRec*>(bins.recs.data_ptr<float>());
+  const int32_t* gids = bins.gids.data_ptr<int32_t>();
+  const int32_t* toff = bins.tile_offsets.data_ptr<int32_t>();
+  const float* bg = background.data_ptr<float>();
+#pragma omp parallel num_threads(nt)
+  {
+    TileScratch scratch(f.ts * f.stride);
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < f.n_tiles; ++t) forward_tile(t, f, recs, gids, toff, bg, scratch, out);
+  }
+  auto timings = torch::tensor({bins.t_prep, bins.t_sort, bins.t_fill, now() - t0}, torch::kFloat64);
+  return {image, alpha, depth, T_final, last, bins.tile_offsets, bins.gids, bins.isect, bins.goff, bins.recs, timings};
+}
+
+// ---------------------------------------------------------------- backward
+
+struct BwdIn {
+  const float *g_image, *g_alpha, *g_depth, *T_final, *bg;
+  const int32_t* last;
+};
+
+// Gradient row of Gaussian g at one tile: d(mx, my, a, b, c, o, r, g, b, depth), summed over the
+// tile's pixels back to front. dL/dalpha_i = T_i (G.c_i + gD d_i) - S_i / (1 - alpha_i), where
+// S_i = sum_{j>i} w_j (G.c_j + gD d_j) + T_N (G.bg - gA) is kept per pixel.
+inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Frame& f, const vf* pxc,
+                              const int* row_last, TileScratch& s, float* row_out) {
+  vf acc[kGradCols];
+  for (auto& a : acc) a = splat(0.0f);
+  int r0, r1, b0, b1;
+  if (tg.clip(g, r0, r1, b0, b1)) {
+    const vi jv = splat_i(j);
+    for (int r = r0; r <= r1; ++r) {
+      if (row_last[r] <= j) continue;
+      const float dy = g.my - (float(tg.y_lo + r) + 0.5f);
+      const float cyy = (g.c * dy) * dy;
+      for (int b = b0; b <= b1; ++b) {
+        const int i = r * f.stride + b * kLanes;
+        const Eval ev(g, pxc[b], dy, cyy);
+        const vi valid = ev.ok & (load_i(s.stop.p + i) > jv);
+        if (!movemask(valid)) continue;
+        const vf one_m = 1.0f - ev.alpha;
+        const vf T = load(s.T.p + i), S = load(s.S.p + i);
+        const vf G0 = load(s.G0.p + i), G1 = load(s.G1.p + i), G2 = load(s.G2.p + i), GD = load(s.GD.p + i);
+        const vf T_i = T / one_m;
+        const vf w = select(valid, ev.alpha * T_i, splat(0.0f));
+        const vf gc = fmadd(G0, splat(g.cr), fmadd(G1, splat(g.cg), fmadd(G2, splat(g.cb), GD * g.d)));
+        const vf d_alpha = select(valid, T_i * gc - S / one_m, splat(0.0f));
+        store(s.S.p + i, fmadd(w, gc, S));
+        store(s.T.p + i, select(valid, T_i, T));
+        acc[6] = fmadd(G0, w, acc[6]);
+        acc[7] = fmadd(G1, w, acc[7]);
+        acc[8] = fmadd(G2, w, acc[8]);
+        acc[9] = fmadd(GD, w, acc[9]);
+        const vf d_a = select(ev.oe <= kAlphaMax, d_alpha, splat(0.0f));  // clamp_max passes at equality
+        acc[5] = fmadd(d_a, ev.e, acc[5]);
+        const vf d_sigma = -(d_a * ev.oe);
+        const vf dxs = d_sigma * ev.dx;
+        acc[0] = fmadd(dxs, splat(g.a), fmadd(d_sigma * dy, splat(g.b), acc[0]));
+        acc[1] = fmadd(dxs, splat(g.b), fmadd(d_sigma * dy, splat(g.c), acc[1]));
+        acc[2] = fmadd(0.5f * dxs, ev.dx, acc[2]);
+        acc[3] = fmadd(dxs, splat(dy), acc[3]);
+        acc[4] = fmadd(d_sigma, splat(0.5f * dy * dy), acc[4]);
+      }
+    }
+  }
+  hsum8(acc, row_out);
+  row_out[8] = hsum(acc[8]);
+  row_out[9] = hsum(acc[9]);
+}
+
+void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, const int32_t* isect,
+                   const int32_t* toff, const BwdIn& in, TileScratch& s, float* rows, double* bg_grad) {
+  const TileGeom tg(t, f);
+  const int begin = toff[t], n = toff[t + 1] - begin;
+  int row_last[kMaxTile];
+  int tile_last = 0;
+  double bgs[3] = {0, 0, 0};
+  vf pxc[kMaxTile / kLanes];
+  for (int b = 0; b < f.nb; ++b) pxc[b] = lane_centres(tg.x_lo + b * kLanes);
+  for (int r = 0; r < tg.rows; ++r) {
+    row_last[r] = 0;
+    for (int k = 0; k < f.stride; ++k) {
+      const int i = r * f.stride + k;
+      if (k >= tg.cols) {
+        s.T.p[i] = 1.0f, s.S.p[i] = s.G0.p[i] = s.G1.p[i] = s.G2.p[i] = s.GD.p[i] = 0.0f, s.stop.p[i] = 0;
+        continue;
+      }
+      const int64_t p = int64_t(tg.y_lo + r) * f.W + tg.x_lo + k;
+      const float T = in.T_final[p];
+      const float G0 = in.g_image[3 * p], G1 = in.g_image[3 * p + 1], G2 = in.g_image[3 * p + 2];
+      s.T.p[i] = T, s.G0.p[i] = G0, s.G1.p[i] = G1, s.G2.p[i] = G2, s.GD.p[i] = in.g_depth[p];
+      s.S.p[i] = T * (G0 * in.bg[0] + G1 * in.bg[1] + G2 * in.bg[2] - in.g_alpha[p]);
+      s.stop.p[i] = in.last[p];
+      row_last[r] = std::max(row_last[r], in.last[p]);
+      bgs[0] += double(G0) * T, bgs[1] += double(G1) * T, bgs[2] += double(G2) * T;
+    }
+    tile_last = std::max(tile_last, row_last[r]);
+  }
+  for (int k = 0; k < 3; ++k) bg_grad[3 * t + k] = bgs[k];
+  for (int j = n - 1; j >= tile_last; --j) std::memset(rows + int64_t(isect[begin + j]) * kGradCols, 0, sizeof(float) * kGradCols);
+  for (int j = tile_last - 1; j >= 0; --j) {
+    if (j >= 4) __builtin_prefetch(&recs[gids[begin + j - 4]]);
+    float out[kGradCols];
+    backward_gaussian(recs[gids[begin + j]], j, tg, f, pxc, row_last, s, out);
+    std::memcpy(rows + int64_t(isect[begin + j]) * kGradCols, out, sizeof out);
+  }
+}
+
+std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha, torch::Tensor g_depth,
+                                    torch::Tensor background, torch::Tensor T_final, torch::Tensor last,
+                                    torch::Tensor tile_offsets, torch::Tensor gids, torch::Tensor isect,
+                                    torch::Tensor goff, torch::Tensor recs_t, int64_t width, int64_t height,
+                                    int64_t tile_size, int64_t num_threads) {
+  for (const auto* x : {&g_image, &g_alpha, &g_depth, &background, &T_final})
+    TORCH_CHECK(x->scalar_type() == torch::kFloat32 && x->is_contiguous(), "backward: float32 contiguous inputs");
+  TORCH_CHECK(g_image.numel() == height * width * 3 && g_alpha.numel() == height * width &&
+                  g_depth.numel() == height * width, "backward: gradient shapes do not match the image");
+  const Frame f(int(width), int(height), int(tile_size));
+  const int nt = resolve_threads(num_threads);
+  const int64_t N = recs_t.size(0), M = gids.size(0);
+  const double t0 = now();
+  auto rows_t = torch::empty({M, kGradCols}, torch::kFloat32);
+  float* rows = rows_t.data_ptr<float>();
+  std::vector<double> bg_tiles(3 * size_t(f.n_tiles));
+  const auto* recs = reinterpret_cast<const GRec*>(recs_t.data_ptr<float>());
+  const BwdIn in{g_image.data_ptr<float>(), g_alpha.data_ptr<float>(), g_depth.data_ptr<float>(),
+                 T_final.data_ptr<float>(), background.data_ptr<float>(), last.data_ptr<int32_t>()};
+  const int32_t* gid = gids.data_ptr<int32_t>();
+  const int32_t* isx = isect.data_ptr<int32_t>();
+  const int32_t* toff = tile_offsets.data_ptr<int32_t>();
+#pragma omp parallel num_threads(nt)
+  {
+    TileScratch scratch(f.ts * f.stride);
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < f.n_tiles; ++t) backward_tile(t, f, recs, gid, isx, toff, in, scratch, rows, bg_tiles.data());
+  }
+  const double t1 = now();
+  auto g_means = torch::empty({N, 2}, torch::kFloat32), g_conics = torch::empty({N, 3}, torch::kFloat32);
+  auto g_colors = torch::empty({N, 3}, torch::kFloat32), g_opac = torch::empty({N}, torch::kFloat32);
+  auto g_depths = torch::empty({N}, torch::kFloat32);
+  float *gm = g_means.data_ptr<float>(), *gcn = g_conics.data_ptr<float>(), *gcl = g_colors.data_ptr<float>();
+  float *go = g_opac.data_ptr<float>(), *gd = g_depths.data_ptr<float>();
+  const int32_t* off = goff.data_ptr<int32_t>();
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t g = 0; g < N; ++g) {
+    float acc[kGradCols] = {0};
+    for (int32_t k = off[g]; k < off[g + 1]; ++k)
+      for (int c = 0; c < kGradCols; ++c) acc[c] += rows[int64_t(k) * kGradCols + c];
+    gm[2 * g] = acc[0], gm[2 * g + 1] = acc[1];
+    gcn[3 * g] = acc[2], gcn[3 * g + 1] = acc[3], gcn[3 * g + 2] = acc[4];
+    go[g] = acc[5];
+    gcl[3 * g] = acc[6], gcl[3 * g + 1] = acc[7], gcl[3 * g + 2] = acc[8];
+    gd[g] = acc[9];
+  }
+  double bgs[3] = {0, 0, 0};
+  for (int t = 0; t < f.n_tiles; ++t)
+    for (int k = 0; k < 3; ++k) bgs[k] += bg_tiles[3 * size_t(t) + k];
+  auto g_bg = torch::tensor({float(bgs[0]), float(bgs[1]), float(bgs[2])}, torch::kFloat32);
+  auto timings = torch::tensor({t1 - t0, now() - t1}, torch::kFloat64);
+  return {g_means, g_conics, g_colors, g_opac, g_depths, g_bg, timings};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "Tiled CPU compositing of screen-space Gaussians (docs/RASTER_CONTRACT.md)";
+  m.def("forward", &forward, "composite forward: image, alpha, depth, then saved state and timings");
+  m.def("backward", &backward, "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
+}

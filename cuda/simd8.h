@@ -1,0 +1,98 @@
+// Eight-lane float/int vectors (GCC/Clang vector extensions) and the few helpers the CPU
+// compositing kernel needs: fused multiply-add, lane masks, exp, horizontal sums.
+// With AVX2/FMA these map to single instructions; elsewhere the compiler lowers them.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define SPLAT_AVX2 1
+#endif
+
+namespace simd8 {
+
+constexpr int kLanes = 8;
+typedef float vf __attribute__((vector_size(32)));
+typedef int32_t vi __attribute__((vector_size(32)));
+
+static inline vf splat(float x) { return vf{x, x, x, x, x, x, x, x}; }
+static inline vi splat_i(int32_t x) { return vi{x, x, x, x, x, x, x, x}; }
+static inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+static inline vi load_i(const int32_t* p) { vi v; std::memcpy(&v, p, sizeof v); return v; }
+static inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+static inline void store_i(int32_t* p, vi v) { std::memcpy(p, &v, sizeof v); }
+static inline vf select(vi m, vf a, vf b) { return m ? a : b; }
+static inline vi select_i(vi m, vi a, vi b) { return m ? a : b; }
+
+// a * b + c, fused where the CPU has FMA (used only where the contract allows rounding freedom).
+static inline vf fmadd(vf a, vf b, vf c) {
+#ifdef SPLAT_AVX2
+  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  return a * b + c;
+#endif
+}
+
+// Bit i set when lane i of the mask is set.
+static inline int movemask(vi m) {
+#ifdef SPLAT_AVX2
+  return _mm256_movemask_ps((__m256)m);
+#else
+  int bits = 0;
+  for (int i = 0; i < kLanes; ++i) bits |= (m[i] != 0) << i;
+  return bits;
+#endif
+}
+
+// exp(x) for x <= 0 (the kernel only needs exp(-sigma), sigma >= 0), accurate to about one ulp;
+// exactly 0 below -87 (alpha is then far under 1/255), exp(0) == 1 exactly.
+// x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to degree 7 (truncation < 6e-9).
+static inline vf exp_neg(vf x) {
+  const vf xc = x > -87.0f ? x : splat(-87.0f);  // also maps NaN to -87 (masked out by the caller)
+  const vf magic = splat(12582912.0f);             // 1.5 * 2^23: adding it rounds to an integer
+  const vf n = (xc * 1.44269504088896341f + magic) - magic;
+  const vf r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 split: the first product is exact
+  vf p = splat(1.0f / 5040.0f);
+  p = fmadd(p, r, splat(1.0f / 720.0f));
+  p = fmadd(p, r, splat(1.0f / 120.0f));
+  p = fmadd(p, r, splat(1.0f / 24.0f));
+  p = fmadd(p, r, splat(1.0f / 6.0f));
+  p = fmadd(p, r, splat(0.5f));
+  p = fmadd(p, r, splat(1.0f));
+  p = fmadd(p, r, splat(1.0f));
+  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return select(x < -87.0f, splat(0.0f), p * scale);
+}
+
+// Lane sums of v[0..7] in a fixed order, written to out[0..7].
+static inline void hsum8(const vf* v, float* out) {
+#ifdef SPLAT_AVX2
+  const __m256 s01 = _mm256_hadd_ps((__m256)v[0], (__m256)v[1]);
+  const __m256 s23 = _mm256_hadd_ps((__m256)v[2], (__m256)v[3]);
+  const __m256 s45 = _mm256_hadd_ps((__m256)v[4], (__m256)v[5]);
+  const __m256 s67 = _mm256_hadd_ps((__m256)v[6], (__m256)v[7]);
+  const __m256 s03 = _mm256_hadd_ps(s01, s23);
+  const __m256 s47 = _mm256_hadd_ps(s45, s67);
+  const __m256 lo = _mm256_permute2f128_ps(s03, s47, 0x20);
+  const __m256 hi = _mm256_permute2f128_ps(s03, s47, 0x31);
+  _mm256_storeu_ps(out, _mm256_add_ps(lo, hi));
+#else
+  for (int k = 0; k < 8; ++k) {
+    float s = 0.0f;
+    for (int i = 0; i < kLanes; ++i) s += v[k][i];
+    out[k] = s;
+  }
+#endif
+}
+
+static inline float hsum(vf v) {
+  float s = 0.0f;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+
+}  // namespace simd8

@@ -1,0 +1,104 @@
+"""Feature tracks: connected components of pairwise keypoint matches, and their triangulation.
+
+A track is a set of (view, keypoint) observations linked by matches. Tracks that hold two
+different keypoints of the same view are inconsistent and dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from splat.geometry.triangulate import triangulate_dlt
+
+
+@dataclass
+class Tracks:
+    """Observations of T tracks: track id (M,), view (M,), keypoint index (M,), pixel (M,2)."""
+
+    track: np.ndarray
+    view: np.ndarray
+    kp: np.ndarray
+    uv: np.ndarray
+    num_tracks: int
+
+    def lengths(self) -> np.ndarray:
+        return np.bincount(self.track, minlength=self.num_tracks)
+
+
+def build_tracks(keypoints: list[np.ndarray], matches: dict[tuple[int, int], np.ndarray]) -> Tracks:
+    """keypoints: per view (N_v,2) pixels; matches: (i,j) -> (M,2) keypoint indices. Returns Tracks."""
+    offsets = np.concatenate([[0], np.cumsum([len(k) for k in keypoints])])
+    rows, cols = [], []
+    for (i, j), m in matches.items():
+        rows.append(offsets[i] + m[:, 0])
+        cols.append(offsets[j] + m[:, 1])
+    n = int(offsets[-1])
+    if not rows or n == 0:
+        e = np.zeros(0, np.int64)
+        return Tracks(e, e, e, np.zeros((0, 2)), 0)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    used = np.unique(np.concatenate([r, c]))
+    view = np.searchsorted(offsets, used, side="right") - 1
+    lab = label[used]
+    # drop tracks that see one view twice
+    key = lab.astype(np.int64) * len(keypoints) + view
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    bad_labels = np.unique(lab[first[counts > 1]])
+    ok = ~np.isin(lab, bad_labels)
+    used, view, lab = used[ok], view[ok], lab[ok]
+    uniq, track = np.unique(lab, return_inverse=True)
+    kp = used - offsets[view]
+    uv = np.concatenate([keypoints[v][k][None] for v, k in zip(view, kp)]) if len(kp) else np.zeros((0, 2))
+    order = np.argsort(track, kind="stable")
+    return Tracks(track[order], view[order], kp[order], uv[order], len(uniq))
+
+
+def triangulate_tracks(
+    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, registered: np.ndarray, track_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """DLT-triangulate tracks from their observations in registered views.
+
+    Args: K (V,3,3), w2c (V,4,4), registered (V,) bool, track_ids: tracks to triangulate (all by default).
+    Returns: X (T,3) (NaN where fewer than 2 registered observations), count of registered observations (T,).
+    """
+    V = len(K)
+    T = tracks.num_tracks
+    sel = registered[tracks.view]
+    if track_ids is not None:
+        want = np.zeros(T, bool)
+        want[track_ids] = True
+        sel &= want[tracks.track]
+    count = np.bincount(tracks.track[sel], minlength=T)
+    X = np.full((T, 3), np.nan)
+    tri = np.flatnonzero(count >= 2)
+    if len(tri) == 0:
+        return X, count
+    col = np.full(T, -1)
+    col[tri] = np.arange(len(tri))
+    obs = sel & (col[tracks.track] >= 0)
+    uv = torch.zeros(V, len(tri), 2, dtype=torch.float64)
+    mask = torch.zeros(V, len(tri), dtype=torch.bool)
+    v, c = torch.from_numpy(tracks.view[obs]), torch.from_numpy(col[tracks.track[obs]])
+    uv[v, c] = torch.from_numpy(tracks.uv[obs]).double()
+    mask[v, c] = True
+    P = torch.from_numpy(K @ w2c[:, :3, :]).double()
+    X[tri] = triangulate_dlt(P, uv, mask).numpy()
+    return X, count
+
+
+def reprojection(K: np.ndarray, w2c: np.ndarray, X: np.ndarray, view: np.ndarray, uv: np.ndarray):
+    """Pixel errors (M,) and depths (M,) of points X (M,3) seen in views (M,) at pixels uv (M,2)."""
+    Xc = np.einsum("mij,mj->mi", w2c[view, :3, :3], X) + w2c[view, :3, 3]
+    z = Xc[:, 2]
+    proj = np.einsum("mij,mj->mi", K[view], Xc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = proj[:, :2] / proj[:, 2:]
+    err = np.linalg.norm(px - uv, axis=1)
+    return np.where(np.isfinite(err), err, np.inf), z
