@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <vector>
 
@@ -35,10 +36,12 @@ constexpr int kMaxTile = 64;
 constexpr int kGradCols = 10;  // mean x, mean y, conic a, b, c, opacity, r, g, b, depth
 
 // One Gaussian, packed in one cache line for the compositing loops.
+// a2s, det, inv_a, b_over_a describe the ellipse sigma <= s (s: conservative log(255 o)) whose
+// pixels may reach alpha >= 1/255; a2s = inf means "no culling"; rows [by0, by1] bound it.
 struct alignas(64) GRec {
   float mx, my, a, b, c, o, cr, cg, cb, d;
-  int32_t bx0, bx1, by0, by1;  // pixel box (inclusive) where alpha >= 1/255 is possible
-  int32_t pad[2];
+  float a2s, det, inv_a, b_over_a;
+  int32_t by0, by1;
 };
 static_assert(sizeof(GRec) == 64, "GRec is one cache line");
 
@@ -53,7 +56,19 @@ struct Frame {
   }
 };
 
+#ifdef SPLAT_CPU_CLOCK  // development: process CPU time, to profile on a busy machine with 1 thread
+double now() { return double(std::clock()) / CLOCKS_PER_SEC; }
+#else
 double now() { return omp_get_wtime(); }
+#endif
+
+#ifdef SPLAT_STATS  // development counters: block evaluations and useful lanes
+#include <atomic>
+std::atomic<int64_t> g_stats[4];
+#define STAT(k, v) g_stats[k].fetch_add(v, std::memory_order_relaxed)
+#else
+#define STAT(k, v) (void)0
+#endif
 
 template <typename T>
 struct AlignedBuf {
@@ -73,23 +88,24 @@ inline void tile_range(float mu, float r, int ts, int n, int& lo, int& hi) {
   hi = clampf(std::floor((mu + r) / float(ts)) + 1.0f);
 }
 
-// Conservative inclusive pixel box outside which alpha < 1/255 for sure (float rounding included).
-void pixel_box(GRec& g, const Frame& f) {
-  const double a = g.a, b = g.b, c = g.c, o = g.o, mx = g.mx, my = g.my;
-  g.bx0 = 1, g.bx1 = 0, g.by0 = 1, g.by1 = 0;  // empty
+// Conservative culling ellipse of a Gaussian: outside it alpha < 1/255 for sure, float rounding of
+// sigma included (its error is bounded by ~1e-6 times the conic's condition number kappa).
+void culling_ellipse(GRec& g, const Frame& f) {
+  const double a = g.a, b = g.b, c = g.c, o = g.o, my = g.my;
+  g.a2s = INFINITY, g.det = 0.0f, g.inv_a = 1.0f, g.b_over_a = 0.0f;
+  g.by0 = 1, g.by1 = 0;                      // empty
   if (!(o * 255.0 >= 0.99)) return;          // alpha = o * exp(-sigma) <= o < 1/255 (or NaN)
-  g.bx0 = 0, g.bx1 = f.W - 1, g.by0 = 0, g.by1 = f.H - 1;  // fallback: no culling
+  g.by0 = 0, g.by1 = f.H - 1;                // fallback: no culling
   const double det = a * c - b * b;
-  if (!(a > 0 && c > 0 && det > 0 && std::isfinite(det) && std::isfinite(mx) && std::isfinite(my))) return;
+  if (!(a > 0 && c > 0 && det > 0 && std::isfinite(det) && std::isfinite(g.mx) && std::isfinite(my))) return;
   const double lmax = 0.5 * (a + c) + std::sqrt(0.25 * (a - c) * (a - c) + b * b);
-  const double kappa = lmax * lmax / det;  // condition number: bounds float error of sigma
+  const double kappa = lmax * lmax / det;
   if (!(kappa < 1e5)) return;
   const double s = (std::log(255.0 * o) + 1e-3) * (1.0 + 1e-5 * kappa) + 1e-3;
-  const double ex = std::sqrt(2.0 * s * c / det) * 1.0001 + 1e-3;  // max |dx| with sigma <= s
-  const double ey = std::sqrt(2.0 * s * a / det) * 1.0001 + 1e-3;
+  const double ey = std::sqrt(2.0 * s * a / det) * 1.0001 + 1e-3;  // max |dy| with sigma <= s
   auto clampi = [](double v, int hi) { return static_cast<int>(std::min(std::max(v, -1.0), double(hi))); };
-  g.bx0 = clampi(std::floor(mx - 0.5 - ex), f.W), g.bx1 = clampi(std::ceil(mx - 0.5 + ex), f.W);
   g.by0 = clampi(std::floor(my - 0.5 - ey), f.H), g.by1 = clampi(std::ceil(my - 0.5 + ey), f.H);
+  g.a2s = float(2.0 * a * s), g.det = float(det), g.inv_a = float(1.0 / a), g.b_over_a = float(b / a);
 }
 
 // Sortable unsigned key of a float depth: ascending like torch.sort (-0 == +0, NaN last).
@@ -125,8 +141,8 @@ struct Binning {
   torch::Tensor recs;          // (N, 16) float32 packed GRec
   torch::Tensor tile_offsets;  // (n_tiles + 1,) int32
   torch::Tensor gids;          // (M,) int32 Gaussian of each intersection, per tile front to back
-  torch::Tensor isect;         // (M,) int32 row of each intersection in Gaussian order
-  torch::Tensor goff;          // (N + 1,) int32 first intersection row of each Gaussian
+  torch::Tensor pos_of;        // (M,) int32 tile-list position of each intersection in Gaussian order
+  torch::Tensor goff;          // (N + 1,) int32 first intersection (Gaussian order) of each Gaussian
   double t_prep = 0, t_sort = 0, t_fill = 0;
 };
 
@@ -142,7 +158,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   for (int64_t g = 0; g < N; ++g) {
     GRec& r = recs[g];
     r = GRec{means[2 * g], means[2 * g + 1], conics[3 * g], conics[3 * g + 1], conics[3 * g + 2], opac[g],
-             colors[3 * g], colors[3 * g + 1], colors[3 * g + 2], depths[g], 1, 0, 1, 0, {0, 0}};
+             colors[3 * g], colors[3 * g + 1], colors[3 * g + 2], depths[g], 0, 0, 0, 0, 1, 0};
     int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
     if (radii[g] > 0) {
       tile_range(r.mx, float(radii[g]), f.ts, f.tiles_x, x0, x1);
@@ -151,7 +167,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
     const int64_t cnt = int64_t(std::max(x1 - x0, 0)) * std::max(y1 - y0, 0);
     counts[g] = cnt;
     rect[4 * g] = x0, rect[4 * g + 1] = x1, rect[4 * g + 2] = y0, rect[4 * g + 3] = y1;
-    if (cnt > 0) pixel_box(r, f);
+    if (cnt > 0) culling_ellipse(r, f);
   }
   out.goff = torch::empty({N + 1}, torch::kInt32);
   int32_t* goff = out.goff.data_ptr<int32_t>();
@@ -172,7 +188,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   // Chunks of the depth order (their number depends on the data only, not on the thread count)
   // count per tile, then fill: each tile list comes out in (depth, index) order.
   const int64_t nvis = int64_t(order.size());
-  const int n_chunks = int(std::min<int64_t>(64, std::max<int64_t>(1, nvis / 4096)));
+  const int n_chunks = int(std::min<int64_t>(16, std::max<int64_t>(1, nvis / 16384)));
   std::vector<int64_t> cursor(int64_t(n_chunks) * f.n_tiles, 0);
   auto chunk_lo = [&](int c) { return nvis * c / n_chunks; };
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -197,9 +213,9 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   }
   toff[f.n_tiles] = int32_t(run);
   out.gids = torch::empty({M}, torch::kInt32);
-  out.isect = torch::empty({M}, torch::kInt32);
+  out.pos_of = torch::empty({M}, torch::kInt32);
   int32_t* gids = out.gids.data_ptr<int32_t>();
-  int32_t* isect = out.isect.data_ptr<int32_t>();
+  int32_t* pos_of = out.pos_of.data_ptr<int32_t>();
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int c = 0; c < n_chunks; ++c) {
     int64_t* cur = &cursor[int64_t(c) * f.n_tiles];
@@ -211,7 +227,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
         for (int tx = rc[0]; tx < rc[1]; ++tx) {
           const int64_t pos = cur[ty * f.tiles_x + tx]++;
           gids[pos] = g;
-          isect[pos] = row++;
+          pos_of[row++] = int32_t(pos);
         }
     }
   }
@@ -230,18 +246,40 @@ struct TileScratch {
       : n(n_), T(n_), C0(n_), C1(n_), C2(n_), D(n_), G0(n_), G1(n_), G2(n_), GD(n_), S(n_), stop(n_) {}
 };
 
+inline vf lane_centres(int x) {  // pixel centres x + lane + 0.5 of one 8-pixel block
+  vf v;
+  for (int i = 0; i < kLanes; ++i) v[i] = float(x + i) + 0.5f;
+  return v;
+}
+
 struct TileGeom {
   int x_lo, y_lo, rows, cols;
   TileGeom(int t, const Frame& f) {
     x_lo = (t % f.tiles_x) * f.ts, y_lo = (t / f.tiles_x) * f.ts;
     rows = std::min(f.ts, f.H - y_lo), cols = std::min(f.ts, f.W - x_lo);
   }
-  // Rows [r0, r1] and blocks [b0, b1] of the tile inside the Gaussian's pixel box; false if none.
-  bool clip(const GRec& g, int& r0, int& r1, int& b0, int& b1) const {
+  // Rows [r0, r1] of the tile that the Gaussian's culling ellipse reaches, and on each of them the
+  // tile-local column range [c0[r], c1[r]] (empty when c0 > c1). False if no row.
+  bool spans(const GRec& g, int& r0, int& r1, int* c0, int* c1) const {
     r0 = std::max(g.by0 - y_lo, 0), r1 = std::min(g.by1 - y_lo, rows - 1);
-    const int c0 = std::max(g.bx0 - x_lo, 0), c1 = std::min(g.bx1 - x_lo, cols - 1);
-    b0 = c0 / kLanes, b1 = c1 / kLanes;
-    return r0 <= r1 && c0 <= c1;
+    if (r0 > r1) return false;
+    if (!(g.a2s < INFINITY)) {
+      for (int r = r0; r <= r1; ++r) c0[r] = 0, c1[r] = cols - 1;
+      return true;
+    }
+    for (int r = r0; r <= r1; r += kLanes) {  // 8 rows at a time; sigma <= s on a row is an interval
+      const vf dy = g.my - lane_centres(y_lo + r);
+      const vf q = (g.a2s - g.det * (dy * dy)) + g.a2s * 1e-5f;
+      const vf hw = vsqrt(vmax(q, splat(0.0f))) * (g.inv_a * 1.0001f) + 0.02f;
+      const vf ctr = g.mx + g.b_over_a * dy;  // pixel-centre x of the interval's middle
+      const vf margin = 0.01f + 1e-5f * (std::fabs(g.mx) + vabs(g.b_over_a * dy)) + hw;
+      const vf lo = vmax(vceil(ctr - margin - (0.5f + float(x_lo))), splat(0.0f));
+      const vf hi = vmin(vfloor(ctr + margin - (0.5f + float(x_lo))), splat(float(cols - 1)));
+      const vi empty = (q < 0.0f) | (lo > hi);
+      store_i(c0 + r, select_i(empty, splat_i(1), to_int(lo)));
+      store_i(c1 + r, select_i(empty, splat_i(0), to_int(hi)));
+    }
+    return true;
   }
 };
 
@@ -258,12 +296,6 @@ struct Eval {
     ok = (sigma >= 0.0f) & (alpha >= kAlphaMin);
   }
 };
-
-inline vf lane_centres(int x) {  // pixel centres x + lane + 0.5 of one 8-pixel block
-  vf v;
-  for (int i = 0; i < kLanes; ++i) v[i] = float(x + i) + 0.5f;
-  return v;
-}
 
 struct FwdOut {
   float *image, *alpha, *depth, *T_final;
@@ -288,14 +320,14 @@ void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, 
   for (int j = 0; j < n && alive > 0; ++j) {
     if (j + 4 < n) __builtin_prefetch(&recs[gids[begin + j + 4]]);
     const GRec& g = recs[gids[begin + j]];
-    int r0, r1, b0, b1;
-    if (!tg.clip(g, r0, r1, b0, b1)) continue;
+    int r0, r1, c0[kMaxTile + kLanes], c1[kMaxTile + kLanes];
+    if (!tg.spans(g, r0, r1, c0, c1)) continue;
     const vi jv = splat_i(j);
     for (int r = r0; r <= r1; ++r) {
-      if (row_alive[r] == 0) continue;
+      if (row_alive[r] == 0 || c0[r] > c1[r]) continue;
       const float dy = g.my - (float(tg.y_lo + r) + 0.5f);
       const float cyy = (g.c * dy) * dy;
-      for (int b = b0; b <= b1; ++b) {
+      for (int b = c0[r] / kLanes; b <= c1[r] / kLanes; ++b) {
         const int i = r * f.stride + b * kLanes;
         const Eval ev(g, pxc[b], dy, cyy);
         const vi stop = load_i(s.stop.p + i);
@@ -304,6 +336,9 @@ void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, 
         const vf next_T = T * (1.0f - ev.alpha);
         const vi term = valid & (next_T < kTMin);
         const vi use = valid & ~term;
+        STAT(0, 1);
+        STAT(1, __builtin_popcount(movemask(use)));
+        STAT(2, __builtin_popcount(movemask(ev.ok)));
         const vf w = select(use, ev.alpha * T, splat(0.0f));
         store(s.C0.p + i, fmadd(w, splat(g.cr), load(s.C0.p + i)));
         store(s.C1.p + i, fmadd(w, splat(g.cg), load(s.C1.p + i)));
@@ -364,7 +399,7 @@ std::vector<torch::Tensor> forward(torch::Tensor means2d, torch::Tensor conics, 
                                    int64_t num_threads) {
   check_inputs(means2d, conics, colors, opacities, depths, radii, background, int(tile_size));
   TORCH_CHECK(width > 0 && height > 0, "width and height must be positive");
-  const Frame f(int(width), int(height), int(tile_size));
+  const Frame f{int(width), int(height), int(tile_size)};
   const int nt = resolve_threads(num_threads);
   const int64_t N = means2d.size(0);
   Binning bins = bin_gaussians(means2d.data_ptr<float>(), conics.data_ptr<float>(), colors.data_ptr<float>(),
@@ -389,7 +424,7 @@ std::vector<torch::Tensor> forward(torch::Tensor means2d, torch::Tensor conics, 
     for (int t = 0; t < f.n_tiles; ++t) forward_tile(t, f, recs, gids, toff, bg, scratch, out);
   }
   auto timings = torch::tensor({bins.t_prep, bins.t_sort, bins.t_fill, now() - t0}, torch::kFloat64);
-  return {image, alpha, depth, T_final, last, bins.tile_offsets, bins.gids, bins.isect, bins.goff, bins.recs, timings};
+  return {image, alpha, depth, T_final, last, bins.tile_offsets, bins.gids, bins.pos_of, bins.goff, bins.recs, timings};
 }
 
 // ---------------------------------------------------------------- backward
@@ -406,25 +441,26 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
                               const int* row_last, TileScratch& s, float* row_out) {
   vf acc[kGradCols];
   for (auto& a : acc) a = splat(0.0f);
-  int r0, r1, b0, b1;
-  if (tg.clip(g, r0, r1, b0, b1)) {
+  int r0, r1, c0[kMaxTile + kLanes], c1[kMaxTile + kLanes];
+  if (tg.spans(g, r0, r1, c0, c1)) {
     const vi jv = splat_i(j);
     for (int r = r0; r <= r1; ++r) {
-      if (row_last[r] <= j) continue;
+      if (row_last[r] <= j || c0[r] > c1[r]) continue;
       const float dy = g.my - (float(tg.y_lo + r) + 0.5f);
       const float cyy = (g.c * dy) * dy;
-      for (int b = b0; b <= b1; ++b) {
+      for (int b = c0[r] / kLanes; b <= c1[r] / kLanes; ++b) {
         const int i = r * f.stride + b * kLanes;
         const Eval ev(g, pxc[b], dy, cyy);
         const vi valid = ev.ok & (load_i(s.stop.p + i) > jv);
+        STAT(3, 1);
         if (!movemask(valid)) continue;
-        const vf one_m = 1.0f - ev.alpha;
         const vf T = load(s.T.p + i), S = load(s.S.p + i);
         const vf G0 = load(s.G0.p + i), G1 = load(s.G1.p + i), G2 = load(s.G2.p + i), GD = load(s.GD.p + i);
-        const vf T_i = T / one_m;
+        const vf inv = 1.0f / (1.0f - ev.alpha);
+        const vf T_i = T * inv;  // transmittance in front of this Gaussian
         const vf w = select(valid, ev.alpha * T_i, splat(0.0f));
         const vf gc = fmadd(G0, splat(g.cr), fmadd(G1, splat(g.cg), fmadd(G2, splat(g.cb), GD * g.d)));
-        const vf d_alpha = select(valid, T_i * gc - S / one_m, splat(0.0f));
+        const vf d_alpha = select(valid, T_i * gc - S * inv, splat(0.0f));
         store(s.S.p + i, fmadd(w, gc, S));
         store(s.T.p + i, select(valid, T_i, T));
         acc[6] = fmadd(G0, w, acc[6]);
@@ -434,12 +470,13 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
         const vf d_a = select(ev.oe <= kAlphaMax, d_alpha, splat(0.0f));  // clamp_max passes at equality
         acc[5] = fmadd(d_a, ev.e, acc[5]);
         const vf d_sigma = -(d_a * ev.oe);
-        const vf dxs = d_sigma * ev.dx;
-        acc[0] = fmadd(dxs, splat(g.a), fmadd(d_sigma * dy, splat(g.b), acc[0]));
-        acc[1] = fmadd(dxs, splat(g.b), fmadd(d_sigma * dy, splat(g.c), acc[1]));
+        // sigma = a dx^2 / 2 + b dx dy + c dy^2 / 2 with dx = mx - px, dy = my - py.
+        const vf dxs = d_sigma * ev.dx, dys = d_sigma * dy;
+        acc[0] = fmadd(dxs, splat(g.a), fmadd(dys, splat(g.b), acc[0]));
+        acc[1] = fmadd(dxs, splat(g.b), fmadd(dys, splat(g.c), acc[1]));
         acc[2] = fmadd(0.5f * dxs, ev.dx, acc[2]);
         acc[3] = fmadd(dxs, splat(dy), acc[3]);
-        acc[4] = fmadd(d_sigma, splat(0.5f * dy * dy), acc[4]);
+        acc[4] = fmadd(dys, splat(0.5f * dy), acc[4]);
       }
     }
   }
@@ -448,8 +485,7 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
   row_out[9] = hsum(acc[9]);
 }
 
-void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, const int32_t* isect,
-                   const int32_t* toff, const BwdIn& in, TileScratch& s, float* rows, double* bg_grad) {
+void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, const int32_t* toff, const BwdIn& in, TileScratch& s, float* rows, double* bg_grad) {
   const TileGeom tg(t, f);
   const int begin = toff[t], n = toff[t + 1] - begin;
   int row_last[kMaxTile];
@@ -477,25 +513,24 @@ void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids,
     tile_last = std::max(tile_last, row_last[r]);
   }
   for (int k = 0; k < 3; ++k) bg_grad[3 * t + k] = bgs[k];
-  for (int j = n - 1; j >= tile_last; --j) std::memset(rows + int64_t(isect[begin + j]) * kGradCols, 0, sizeof(float) * kGradCols);
+  float* tile_rows = rows + int64_t(begin) * kGradCols;  // one row per list entry
+  std::memset(tile_rows + int64_t(tile_last) * kGradCols, 0, sizeof(float) * kGradCols * (n - tile_last));
   for (int j = tile_last - 1; j >= 0; --j) {
     if (j >= 4) __builtin_prefetch(&recs[gids[begin + j - 4]]);
-    float out[kGradCols];
-    backward_gaussian(recs[gids[begin + j]], j, tg, f, pxc, row_last, s, out);
-    std::memcpy(rows + int64_t(isect[begin + j]) * kGradCols, out, sizeof out);
+    backward_gaussian(recs[gids[begin + j]], j, tg, f, pxc, row_last, s, tile_rows + int64_t(j) * kGradCols);
   }
 }
 
 std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha, torch::Tensor g_depth,
                                     torch::Tensor background, torch::Tensor T_final, torch::Tensor last,
-                                    torch::Tensor tile_offsets, torch::Tensor gids, torch::Tensor isect,
+                                    torch::Tensor tile_offsets, torch::Tensor gids, torch::Tensor pos_of,
                                     torch::Tensor goff, torch::Tensor recs_t, int64_t width, int64_t height,
                                     int64_t tile_size, int64_t num_threads) {
   for (const auto* x : {&g_image, &g_alpha, &g_depth, &background, &T_final})
     TORCH_CHECK(x->scalar_type() == torch::kFloat32 && x->is_contiguous(), "backward: float32 contiguous inputs");
   TORCH_CHECK(g_image.numel() == height * width * 3 && g_alpha.numel() == height * width &&
                   g_depth.numel() == height * width, "backward: gradient shapes do not match the image");
-  const Frame f(int(width), int(height), int(tile_size));
+  const Frame f{int(width), int(height), int(tile_size)};
   const int nt = resolve_threads(num_threads);
   const int64_t N = recs_t.size(0), M = gids.size(0);
   const double t0 = now();
@@ -506,13 +541,13 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
   const BwdIn in{g_image.data_ptr<float>(), g_alpha.data_ptr<float>(), g_depth.data_ptr<float>(),
                  T_final.data_ptr<float>(), background.data_ptr<float>(), last.data_ptr<int32_t>()};
   const int32_t* gid = gids.data_ptr<int32_t>();
-  const int32_t* isx = isect.data_ptr<int32_t>();
+  const int32_t* pos = pos_of.data_ptr<int32_t>();
   const int32_t* toff = tile_offsets.data_ptr<int32_t>();
 #pragma omp parallel num_threads(nt)
   {
     TileScratch scratch(f.ts * f.stride);
 #pragma omp for schedule(dynamic, 1)
-    for (int t = 0; t < f.n_tiles; ++t) backward_tile(t, f, recs, gid, isx, toff, in, scratch, rows, bg_tiles.data());
+    for (int t = 0; t < f.n_tiles; ++t) backward_tile(t, f, recs, gid, toff, in, scratch, rows, bg_tiles.data());
   }
   const double t1 = now();
   auto g_means = torch::empty({N, 2}, torch::kFloat32), g_conics = torch::empty({N, 3}, torch::kFloat32);
@@ -524,8 +559,10 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t g = 0; g < N; ++g) {
     float acc[kGradCols] = {0};
-    for (int32_t k = off[g]; k < off[g + 1]; ++k)
-      for (int c = 0; c < kGradCols; ++c) acc[c] += rows[int64_t(k) * kGradCols + c];
+    for (int32_t k = off[g]; k < off[g + 1]; ++k) {  // fixed order: the Gaussian's tiles row-major
+      if (k + 16 < M) __builtin_prefetch(rows + int64_t(pos[k + 16]) * kGradCols);
+      for (int c = 0; c < kGradCols; ++c) acc[c] += rows[int64_t(pos[k]) * kGradCols + c];
+    }
     gm[2 * g] = acc[0], gm[2 * g + 1] = acc[1];
     gcn[3 * g] = acc[2], gcn[3 * g + 1] = acc[3], gcn[3 * g + 2] = acc[4];
     go[g] = acc[5];
@@ -545,5 +582,12 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Tiled CPU compositing of screen-space Gaussians (docs/RASTER_CONTRACT.md)";
   m.def("forward", &forward, "composite forward: image, alpha, depth, then saved state and timings");
+#ifdef SPLAT_STATS
+  m.def("stats", []() {
+    std::vector<int64_t> v;
+    for (auto& x : g_stats) v.push_back(x.exchange(0));
+    return v;
+  });
+#endif
   m.def("backward", &backward, "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
 }

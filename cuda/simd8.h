@@ -35,6 +35,38 @@ static inline vf fmadd(vf a, vf b, vf c) {
 #endif
 }
 
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+static inline vf vabs(vf a) { return a < 0.0f ? -a : a; }
+static inline vi to_int(vf a) { return __builtin_convertvector(a, vi); }  // truncates
+
+static inline vf vsqrt(vf a) {
+#ifdef SPLAT_AVX2
+  return (vf)_mm256_sqrt_ps((__m256)a);
+#else
+  for (int i = 0; i < kLanes; ++i) a[i] = __builtin_sqrtf(a[i]);
+  return a;
+#endif
+}
+
+static inline vf vfloor(vf a) {
+#ifdef SPLAT_AVX2
+  return (vf)_mm256_floor_ps((__m256)a);
+#else
+  for (int i = 0; i < kLanes; ++i) a[i] = __builtin_floorf(a[i]);
+  return a;
+#endif
+}
+
+static inline vf vceil(vf a) {
+#ifdef SPLAT_AVX2
+  return (vf)_mm256_ceil_ps((__m256)a);
+#else
+  for (int i = 0; i < kLanes; ++i) a[i] = __builtin_ceilf(a[i]);
+  return a;
+#endif
+}
+
 // Bit i set when lane i of the mask is set.
 static inline int movemask(vi m) {
 #ifdef SPLAT_AVX2

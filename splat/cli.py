@@ -68,6 +68,20 @@ def _cmd_view(args: argparse.Namespace) -> None:
     serve(args.path, host=args.host, port=args.port, say=lambda line: print(line, flush=True))
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from splat.export import export
+
+    options = {"voxel": args.voxel, "backend": args.backend} if args.format == "mesh" else {}
+    print(f"wrote {export(args.run, args.format, args.out, **options)}")
+
+
+def _cmd_render(args: argparse.Namespace) -> None:
+    from splat.compress.flythrough import render_run_video
+
+    out = render_run_video(args.run, args.video, args.path, args.frames, args.fps, args.scale, args.backend)
+    print(f"wrote {out} ({args.frames} frames)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splat", description="Photos in, a Gaussian splatting scene out.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
     p.add_argument("--port", type=int, default=8080, help="port (the next free one if taken)")
     p.set_defaults(func=_cmd_view)
+
+    from splat.export import FORMATS
+
+    p = sub.add_parser("export", help="write a run as another splat format, COLMAP model, points or mesh")
+    p.add_argument("run", help="a finished `splat fit` run folder")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", help="output path (default RUN/export/...)")
+    p.add_argument("--voxel", type=float, help="mesh: TSDF voxel size (default 1/256 of the scene extent)")
+    p.add_argument("--backend", default="auto", help="mesh: rasterizer backend")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("render", help="render a fly-through video of a run")
+    p.add_argument("run", help="a finished `splat fit` run folder")
+    p.add_argument("--path", default="orbit", choices=["orbit", "interpolate"], help="camera path")
+    p.add_argument("--video", help="output .mp4 (default RUN/<path>.mp4)")
+    p.add_argument("--frames", type=int, default=120)
+    p.add_argument("--fps", type=int, default=24)
+    p.add_argument("--scale", type=float, default=1.0, help="frame size relative to the cameras")
+    p.add_argument("--backend", default="auto")
+    p.set_defaults(func=_cmd_render)
     return parser
 
 

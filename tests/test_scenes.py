@@ -38,11 +38,11 @@ NAMES = sorted(rs.SCENES)
 
 @functools.cache
 def committed(name: str):
-    """(ColmapModel, images (V, H, W, 3) float64 in [0, 255]) of a committed scene."""
+    """(ColmapModel, images (V, H, W, 3) int16 in [0, 255]) of a committed scene."""
     image_dir, model_dir = rs.scene_dirs(rs.SCENES[name], SCENES_DIR)
     model = read_model(model_dir)
     images = np.stack(
-        [np.asarray(Image.open(image_dir / n).convert("RGB"), np.float64) for n in model.cameras.names]
+        [np.asarray(Image.open(image_dir / n).convert("RGB"), np.int16) for n in model.cameras.names]
     )
     return model, images
 
@@ -63,12 +63,12 @@ def marker_centroid(image: np.ndarray, rgb: np.ndarray) -> np.ndarray | None:
     saturated marker pixels count; anti-aliased rims weigh in proportionally.
     """
     on, off = rgb > 0.5, rgb < 0.5
-    weight = np.clip(image[..., on].min(-1) - image[..., off].max(-1), 0, None)
+    weight = np.clip(image[..., on].min(-1) - image[..., off].max(-1), 0, None).astype(np.float64)
     labels, n = ndimage.label(weight > 120)
     if n == 0:
         return None
-    biggest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(weight), labels, range(1, n + 1))))
-    rows, cols = ndimage.find_objects((labels == biggest).astype(np.int32))[0]
+    biggest = int(np.argmax(np.bincount(labels.ravel())[1:]))
+    rows, cols = ndimage.find_objects(labels)[biggest]
     rows = slice(max(rows.start - 3, 0), rows.stop + 3)
     cols = slice(max(cols.start - 3, 0), cols.stop + 3)
     w = weight[rows, cols]

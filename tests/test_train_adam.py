@@ -31,10 +31,11 @@ def test_all_visible_matches_torch_adam_exactly(sparse):
         assert torch.equal(ours.state[k]["exp_avg"], torch_adam.state[ref[k]]["exp_avg"]), k
 
 
-def test_sparse_rows_follow_their_own_adam_and_invisible_rows_are_untouched():
+@pytest.mark.parametrize("index_below", [0.0, 1.01])  # masked full-width path, gather/scatter path
+def test_sparse_rows_follow_their_own_adam_and_invisible_rows_are_untouched(index_below):
     N, steps = 24, 10
     init, lrs = _params(N), _lrs()
-    ours = GaussianAdam(init, lrs, sparse=True, eps=1e-8)
+    ours = GaussianAdam(init, lrs, sparse=True, eps=1e-8, index_below=index_below)
     masks = torch.rand(steps, N) < 0.5
     masks[:, 0] = False  # row 0 is never visible
     grads = [{k: torch.randn_like(v) for k, v in init.items()} for _ in range(steps)]
@@ -62,10 +63,10 @@ def test_sparse_rows_follow_their_own_adam_and_invisible_rows_are_untouched():
 def test_dense_mode_updates_rows_with_zero_grad_too():
     init = _params(8)
     opt = GaussianAdam(init, _lrs(), sparse=False)
-    for k, p in opt.params.items():
+    for p in opt.params.values():
         p.grad = torch.randn_like(p)
     opt.step(torch.zeros(8, dtype=torch.bool))  # the mask is ignored in dense mode
-    for k, p in opt.params.items():
+    for p in opt.params.values():
         p.grad = torch.zeros_like(p)
     before = {k: v.detach().clone() for k, v in opt.params.items()}
     opt.step()

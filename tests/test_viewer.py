@@ -331,3 +331,16 @@ def test_splat_view_of_a_missing_folder_is_one_line(tmp_path):
 
     code = main(["view", str(tmp_path / "nope")])
     assert code == 2
+
+
+def test_live_view_start_serves_the_initial_gaussians(capsys):
+    from viewer import LiveView
+
+    g = make_gaussians(120, degree=1)
+    live = LiveView.start(g, make_cameras(2), port=0, interval_s=0.0)
+    try:
+        assert "live view at http://127.0.0.1:" in capsys.readouterr().out
+        assert live.app._shown == 120
+        assert live.on_step(1, make_gaussians(80, degree=1), loss=0.5) and live.app._shown == 80
+    finally:
+        live.close()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from viewer.browser import browser_missing, centre, covered, headless_page, wait_for_splats
+from viewer.render_bridge import render_rgb
 
 MISSING = browser_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"headless browser unavailable: {MISSING}")
@@ -31,13 +32,26 @@ def _dismiss_notifications(page) -> None:
         button.click()
 
 
+def _thumbnails(scene, cameras) -> list[np.ndarray]:
+    """Each camera's view of the scene, rendered small by our renderer (frustum images)."""
+    from viewer.cameras import scaled_intrinsics
+    from viewer.render_bridge import one_view, render_rgb
+
+    thumbs = []
+    for v in range(len(cameras)):
+        W, H = int(cameras.width[v]), int(cameras.height[v])
+        K, w, h = scaled_intrinsics(cameras.K[v].numpy(), W, H, 96)
+        thumbs.append(render_rgb(scene, one_view(cameras.w2c[v].numpy(), K, w, h)))
+    return thumbs
+
+
 def test_browser_draws_the_splats_our_renderer_draws():
     from viewer import ViewerApp
     from viewer.demo import demo_cameras, demo_scene
 
     seed = int(np.random.default_rng().integers(1 << 16))
-    scene = demo_scene(4000, seed=seed)
-    app = ViewerApp(scene, demo_cameras(), port=0)
+    scene, cameras = demo_scene(4000, seed=seed), demo_cameras()
+    app = ViewerApp(scene, cameras, _thumbnails(scene, cameras), port=0)
     try:
         app.gui_cameras.value = False  # frustum lines would sit in the compared region
         app.server.gui.main_panel.minimize()
@@ -51,8 +65,6 @@ def test_browser_draws_the_splats_our_renderer_draws():
             app.server.gui.main_panel.expand()
             _dismiss_notifications(page)
             docs_shot, _ = wait_for_splats(page, changed_from=shot)
-        from viewer.render_bridge import render_rgb
-
         reference = render_rgb(scene, view)
     finally:
         app.stop()

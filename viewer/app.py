@@ -18,9 +18,8 @@ import numpy as np
 import torch
 import viser
 
-from splat.geometry.se3 import quat_wxyz_to_rotmat
 from splat.types import Cameras, Gaussians
-from viewer.cameras import scaled_intrinsics, vertical_fov, viser_to_w2c, w2c_to_viser
+from viewer.cameras import rotation, scaled_intrinsics, vertical_fov, viser_to_w2c, w2c_to_viser
 from viewer.render_bridge import one_view, render_rgb
 from viewer.splats import fit_display_frame, select, splat_arrays
 
@@ -167,7 +166,7 @@ class ViewerApp:
     def fly_to(self, client, view: int) -> None:
         """Move a client's view onto training camera `view` (pose and field of view)."""
         wxyz, position = w2c_to_viser(self.cameras.w2c[view].numpy(), self.frame)
-        R = quat_wxyz_to_rotmat(torch.as_tensor(wxyz)).numpy()
+        R = rotation(wxyz)
         forward, up = R[:, 2], -R[:, 1]
         depth = max(float(forward @ -position), 0.5)  # orbit about the point nearest the scene centre
         camera = client.camera

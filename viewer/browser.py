@@ -44,25 +44,37 @@ def browser_missing() -> str | None:
 
 
 @contextmanager
-def headless_page(url: str, width: int = 800, height: int = 560):
-    """Yield a playwright page showing `url` in headless Chromium; closes everything after."""
+def headless_browser():
+    """Yield a playwright Browser running the system Chromium headless; closes it after."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=find_chromium(), headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(url, wait_until="domcontentloaded")
-            yield page
+            yield browser
         finally:
             browser.close()
 
 
+def open_page(browser, url: str, width: int = 800, height: int = 560):
+    """A new page of `browser` showing `url` at the given viewport size."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url, wait_until="domcontentloaded")
+    return page
+
+
+@contextmanager
+def headless_page(url: str, width: int = 800, height: int = 560):
+    """Yield a playwright page showing `url` in headless Chromium; closes everything after."""
+    with headless_browser() as browser:
+        yield open_page(browser, url, width, height)
+
+
 def screenshot(page) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of the page."""
+    """(H, W, 3) uint8 RGB of the page (software WebGL frames of big scenes can take long)."""
     from PIL import Image
 
-    return np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(page.screenshot(timeout=180_000))).convert("RGB"))
 
 
 def centre(image: np.ndarray, fraction: float = 0.5) -> np.ndarray:
@@ -95,10 +107,12 @@ def wait_for_splats(
     With `changed_from`, first wait until the centre differs from that earlier screenshot.
 
     Returns:
-        (screenshot (H, W, 3) uint8, seconds waited). Raises TimeoutError with the last coverage.
+        (screenshot (H, W, 3) uint8, seconds from the call until the first of the two equal shots
+        was taken). Raises TimeoutError with the last coverage.
     """
-    t0, previous, cov = time.perf_counter(), None, 0.0
+    t0, previous, previous_taken, cov = time.perf_counter(), None, 0.0, 0.0
     while time.perf_counter() - t0 < timeout_s:
+        taken = time.perf_counter() - t0
         shot = screenshot(page)
         cov = covered(shot)
         if changed_from is not None and _change(shot, changed_from) < still:
@@ -106,7 +120,7 @@ def wait_for_splats(
         changed_from = None
         if cov >= min_covered and previous is not None:
             if _change(shot, previous) < still:
-                return shot, time.perf_counter() - t0
-        previous = shot if cov >= min_covered else None
+                return shot, previous_taken
+        previous, previous_taken = (shot, taken) if cov >= min_covered else (None, None)
         time.sleep(0.2)
     raise TimeoutError(f"splats not drawn after {timeout_s:.0f} s (centre coverage {cov:.2f})")

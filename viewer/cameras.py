@@ -11,10 +11,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+import viser.transforms as vtf
 
-from splat.geometry.se3 import invert_rigid, make_w2c, quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
 from viewer.splats import DisplayFrame
+
+# viser's own SO3 (wxyz) does the quaternion maths here: splat.geometry.se3 imports roma, which
+# pulls in torch._dynamo and adds seconds to `splat view` start-up.
+
+
+def rotation(wxyz: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation matrix of a wxyz quaternion (normalised first)."""
+    q = np.asarray(wxyz, np.float64)
+    return vtf.SO3(q / np.linalg.norm(q)).as_matrix()
 
 
 def vertical_fov(fy: float, height: int) -> float:
@@ -24,9 +32,9 @@ def vertical_fov(fy: float, height: int) -> float:
 
 def w2c_to_viser(w2c: np.ndarray, frame: DisplayFrame) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV world-to-camera (4,4) -> (wxyz (4,), position (3,)) of the camera in display units."""
-    c2w = invert_rigid(torch.as_tensor(np.asarray(w2c), dtype=torch.float64))
-    wxyz = rotmat_to_quat_wxyz(c2w[:3, :3]).numpy()
-    return wxyz, frame.to_display(c2w[:3, 3].numpy())
+    R, t = np.asarray(w2c, np.float64)[:3, :3], np.asarray(w2c, np.float64)[:3, 3]
+    wxyz = vtf.SO3.from_matrix(R.T).wxyz
+    return wxyz, frame.to_display(-R.T @ t)
 
 
 def viser_to_w2c(
@@ -36,9 +44,9 @@ def viser_to_w2c(
 
     Square pixels and the principal point at the image centre (COLMAP pixel convention).
     """
-    R_c2w = quat_wxyz_to_rotmat(torch.as_tensor(np.asarray(wxyz), dtype=torch.float64))
-    centre = torch.as_tensor(frame.to_world(position), dtype=torch.float64)
-    w2c = make_w2c(R_c2w.T, -(R_c2w.T @ centre)).numpy()
+    R_c2w = rotation(wxyz)
+    w2c = np.eye(4)
+    w2c[:3, :3], w2c[:3, 3] = R_c2w.T, -R_c2w.T @ frame.to_world(position)
     f = 0.5 * height / math.tan(0.5 * fov)
     K = np.array([[f, 0.0, 0.5 * width], [0.0, f, 0.5 * height], [0.0, 0.0, 1.0]])
     return w2c, K

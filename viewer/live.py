@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from splat.types import Gaussians
+from splat.types import Cameras, Gaussians
 from viewer.app import ViewerApp
 
 
@@ -34,6 +34,21 @@ class LiveView:
         self._last_status: float | None = None
         self.updates = 0
 
+    @classmethod
+    def start(
+        cls,
+        gaussians: Gaussians,
+        cameras: Cameras | None = None,
+        images: list | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        interval_s: float = 3.0,
+    ) -> LiveView:
+        """Start a viewer on the initial Gaussians (what `splat fit --view` calls) and print its URL."""
+        app = ViewerApp(gaussians, cameras, images, host=host, port=port)
+        print(f"live view at {app.url}", flush=True)
+        return cls(app, interval_s=interval_s)
+
     def on_step(self, step: int, gaussians: Gaussians, loss: float, psnr: float | None = None) -> bool:
         """Report one training step; returns True when the splats were sent to the browser."""
         now = self.clock()
@@ -55,3 +70,7 @@ class LiveView:
         if gaussians is not None:
             self.app.update(gaussians)
         self.app.set_status(text)
+
+    def close(self) -> None:
+        """Stop the viewer's server."""
+        self.app.stop()

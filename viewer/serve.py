@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable
 
@@ -28,9 +29,22 @@ def serve(
         say(f"viewing {data.ply_path} ({len(data.gaussians):,} Gaussians{cams})")
         say(f"open {app.url} in a browser (Ctrl-C to stop)")
         stop = stop or threading.Event()
-        while not stop.wait(0.5):
-            pass
+        previous = _stop_on_sigterm(stop)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        say("viewer stopped")
     except KeyboardInterrupt:
         say("viewer stopped")
     finally:
         app.stop()
+
+
+def _stop_on_sigterm(stop: threading.Event):
+    """Treat SIGTERM like Ctrl-C (a clean stop); returns the previous handler, None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop.set())

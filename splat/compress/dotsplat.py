@@ -25,14 +25,14 @@ RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4
 
 def splat_order(gaussians: Gaussians) -> np.ndarray:
     """Record order (N,) int64: decreasing volume x opacity, ties by index."""
-    g = gaussians.detach().cpu().double()
+    g = gaussians.detach().to("cpu", torch.float64)
     key = torch.exp(g.log_scales.sum(1)) * torch.sigmoid(g.opacity_logits)
     return np.argsort(-key.numpy(), kind="stable")
 
 
 def encode_splat(gaussians: Gaussians) -> bytes:
     """The .splat bytes of `gaussians` (records in splat_order)."""
-    g = gaussians.detach().cpu().double()[torch.from_numpy(splat_order(gaussians))]
+    g = gaussians.detach().to("cpu", torch.float64)[torch.from_numpy(splat_order(gaussians))]
     rec = np.zeros(len(g), RECORD)
     rec["position"] = g.means.numpy()
     rec["scale"] = g.log_scales.exp().numpy()

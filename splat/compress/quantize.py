@@ -1,15 +1,15 @@
 """Quantized splats: a compact, exactly decodable container for Gaussians (`.splatq`).
 
-Per attribute group (measured choices; see scripts/bench_compress.py):
-- means: per-axis uniform `position_bits` codes in a robust bounding box; points outside the box
-  (the far tails) are kept sparse at float32.
-- log_scales (one codebook for the three axes), quats (normalised, w >= 0; one codebook per
-  component), opacity (clustered as sigmoid(logit), stored as logits) and SH DC (one codebook per
-  channel): weighted non-uniform 1D k-means codebooks (Lloyd-Max levels), dense-and-sparse in the
-  manner of SqueezeLLM: the `outliers` fraction of entries with the largest importance-weighted
-  error is stored sparse at float32.
-- SH rest: one vector codebook per SH band (k-means on the band's RGB coefficients, 2^sh_bits
-  rows), with the `sh_outliers` fraction of Gaussians of largest weighted error kept at float32.
+Per attribute group (choices measured with scripts/bench_compress.py, see docs/COMPRESSION.md):
+- means: per-axis uniform 16-bit codes in a robust bounding box (0.1% / 99.9% quantiles); points
+  outside the box (far background) are kept sparse at float32. Delta-coded along the Morton order.
+- log_scales (9 bits, one codebook per axis), quats (normalised, w >= 0; 7 bits per component),
+  opacity (6 bits, clustered as sigmoid(logit), stored as logits), SH DC (6 bits per channel) and SH
+  rest (one codebook per band; 4, 3 and 2 bits for bands 1, 2, 3): weighted non-uniform 1D k-means
+  codebooks (Lloyd-Max levels), dense-and-sparse as in SqueezeLLM: the `outliers` fraction of
+  entries with the largest importance-weighted error is kept sparse at float32.
+- `sh_mode="vq"` instead codes each SH band's 3x(2b+1) coefficients with one vector codebook
+  (float16; 2^sh_vq_bits rows): about 2.5x smaller SH, but ~7 dB lower render PSNR when measured.
 Weights are Gaussian importances: opacity times footprint area (exp of 2/3 the log-volume).
 
 Gaussians are stored in Morton order of their means (neighbours in space are neighbours in the
@@ -21,7 +21,6 @@ the decoder on the very arrays it stores, so decode(encode(x)) equals that recon
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +44,14 @@ class QuantizeConfig:
 
     position_bits: int = 16
     position_tail: float = 0.001  # per axis and side: points beyond these quantiles are stored exactly
-    scale_bits: int = 8
-    rotation_bits: int = 8
-    opacity_bits: int = 8
-    dc_bits: int = 8
-    sh_bits: int = 0  # vector codebook size 2^sh_bits per SH band; 0: about N/64 rows (8..16 bits)
-    sh_groups: str = "band"  # "band": one codebook per SH band; "all": one over all of SH rest
-    outliers: float = 0.005  # fraction of scalar entries kept sparse at float32
-    sh_outliers: float = 0.01  # fraction of Gaussians whose SH rest is kept at float32
+    scale_bits: int = 9
+    rotation_bits: int = 7
+    opacity_bits: int = 6
+    dc_bits: int = 6
+    sh_mode: str = "scalar"  # "scalar": 1D codebook per band; "vq": vector codebook per band
+    sh_bits: tuple[int, ...] = (4, 3, 2)  # scalar mode: bits per value of SH bands 1, 2, 3
+    sh_vq_bits: int = 0  # vq mode: 2^sh_vq_bits codebook rows per band; 0: about N/64 (8..16 bits)
+    outliers: float = 0.005  # fraction of scalar entries (or, in vq mode, SH rows) kept sparse
     keep_order: bool = False
     level: int = 19  # zstd level
     seed: int = 0
@@ -85,12 +84,12 @@ def _uniform(name: str, x: np.ndarray, bits: int, tail: float) -> tuple[dict, li
 
 
 def _scalar(
-    name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, shared: bool, domain: str = "identity"
+    name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, share: int = 1, domain: str = "identity"
 ) -> tuple[dict, list[Section]]:
-    """1D k-means codebooks (one shared, or one per column); worst weighted entries kept sparse."""
+    """1D k-means codebooks, one per `share` adjacent columns; worst weighted entries kept sparse."""
     fwd = _sigmoid if domain == "sigmoid" else (lambda v: v)
     y = fwd(x.astype(np.float64))
-    groups = [np.arange(x.shape[1])] if shared else [np.array([c]) for c in range(x.shape[1])]
+    groups = [np.arange(c, min(c + share, x.shape[1])) for c in range(0, x.shape[1], share)]
     codes = np.zeros(x.shape, np.uint8 if bits <= 8 else np.uint16)
     books, err = [], np.zeros(x.shape)
     for cols in groups:
@@ -221,7 +220,7 @@ def importance(g: Gaussians) -> np.ndarray:
     return np.clip(w, 1e-3 * med, 1e3 * med)
 
 
-def _groups(g: Gaussians, sh_groups: str = "band") -> dict[str, np.ndarray]:
+def _groups(g: Gaussians) -> dict[str, np.ndarray]:
     """Arrays to code, (N, width) float32 each, quaternions normalised with w >= 0."""
     q = torch.nn.functional.normalize(g.quats.double(), dim=-1)
     q = torch.where(q[:, :1] < 0, -q, q)
@@ -229,13 +228,8 @@ def _groups(g: Gaussians, sh_groups: str = "band") -> dict[str, np.ndarray]:
         "means": g.means, "log_scales": g.log_scales, "quats": q,
         "opacity_logits": g.opacity_logits[:, None], "sh_dc": g.sh_dc,
     }  # fmt: skip
-    if sh_groups == "all" and g.sh_degree:
-        out["sh_rest.all"] = g.sh_rest.reshape(len(g), -1)
-    elif sh_groups == "band":
-        for b, (lo, hi) in enumerate(sh_bands(g.sh_degree), 1):
-            out[f"sh_rest.band{b}"] = g.sh_rest[:, lo:hi].reshape(len(g), -1)
-    else:
-        raise ValueError(f"sh_groups must be 'band' or 'all', got {sh_groups!r}")
+    for b, (lo, hi) in enumerate(sh_bands(g.sh_degree), 1):
+        out[f"sh_rest.band{b}"] = g.sh_rest[:, lo:hi].reshape(len(g), -1)
     return {k: np.ascontiguousarray(v.detach().cpu().numpy(), np.float32) for k, v in out.items()}
 
 
@@ -244,16 +238,19 @@ def _encode_groups(groups: dict, w: np.ndarray, cfg: QuantizeConfig) -> tuple[di
     for name, x in groups.items():
         if name == "means":
             meta, sec = _uniform(name, x, cfg.position_bits, cfg.position_tail)
-        elif name == "log_scales":
-            meta, sec = _scalar(name, x, cfg.scale_bits, w, cfg.outliers, shared=True)
-        elif name == "quats":
-            meta, sec = _scalar(name, x, cfg.rotation_bits, w, cfg.outliers, shared=False)
         elif name == "opacity_logits":
-            meta, sec = _scalar(name, x, cfg.opacity_bits, w, cfg.outliers, shared=True, domain="sigmoid")
-        elif name == "sh_dc":
-            meta, sec = _scalar(name, x, cfg.dc_bits, w, cfg.outliers, shared=False)
+            meta, sec = _scalar(name, x, cfg.opacity_bits, w, cfg.outliers, domain="sigmoid")
+        elif name in ("log_scales", "quats", "sh_dc"):  # one codebook per column
+            bits = {"log_scales": cfg.scale_bits, "quats": cfg.rotation_bits, "sh_dc": cfg.dc_bits}[name]
+            meta, sec = _scalar(name, x, bits, w, cfg.outliers)
+        elif cfg.sh_mode == "scalar":  # one codebook per SH band
+            band = int(name[len("sh_rest.band") :])
+            bits = cfg.sh_bits[min(band, len(cfg.sh_bits)) - 1]
+            meta, sec = _scalar(name, x, bits, w, cfg.outliers, share=x.shape[1])
+        elif cfg.sh_mode == "vq":
+            meta, sec = _vq(name, x, _vq_bits(len(x), cfg.sh_vq_bits), w, cfg.outliers, cfg.seed)
         else:
-            meta, sec = _vq(name, x, _vq_bits(len(x), cfg.sh_bits), w, cfg.sh_outliers, cfg.seed)
+            raise ValueError(f"sh_mode must be 'scalar' or 'vq', got {cfg.sh_mode!r}")
         metas[name] = {**meta, "width": x.shape[1]}
         sections += sec
     return metas, sections
@@ -265,11 +262,8 @@ def _assemble(meta: dict, arrays: dict, source: str) -> tuple[Gaussians, np.ndar
         n, degree, groups = int(meta["count"]), int(meta["sh_degree"]), meta["groups"]
         cols = {name: _decode_group(name, m, arrays, n, int(m["width"]), source) for name, m in groups.items()}
         K = (degree + 1) ** 2 - 1
-        if "sh_rest.all" in cols:
-            sh_rest = cols["sh_rest.all"]
-        else:
-            bands = [cols[f"sh_rest.band{b}"].reshape(n, -1, 3) for b in range(1, degree + 1)]
-            sh_rest = np.concatenate(bands, 1) if bands else np.zeros((n, 0, 3), np.float32)
+        bands = [cols[f"sh_rest.band{b}"].reshape(n, -1, 3) for b in range(1, degree + 1)]
+        sh_rest = np.concatenate(bands, 1) if bands else np.zeros((n, 0, 3), np.float32)
         g = Gaussians(
             means=torch.from_numpy(cols["means"]), log_scales=torch.from_numpy(cols["log_scales"]),
             quats=torch.from_numpy(cols["quats"]), opacity_logits=torch.from_numpy(cols["opacity_logits"][:, 0]),
@@ -296,11 +290,11 @@ def quantize(gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> Qu
     means = g.means.double().numpy()
     order = morton_order(means) if len(g) else np.zeros(0, np.int64)
     g = g[torch.from_numpy(order)]
-    metas, sections = _encode_groups(_groups(g, cfg.sh_groups), importance(g), cfg)
+    metas, sections = _encode_groups(_groups(g), importance(g), cfg)
     if cfg.keep_order:
         sections.append(Section("order", order.astype(np.uint32), shuffle=True))
     meta = {"format": FORMAT, "count": len(g), "sh_degree": g.sh_degree, "groups": metas,
-            "order": "original" if cfg.keep_order else "morton", "config": dataclasses.asdict(cfg)}  # fmt: skip
+            "order": "original" if cfg.keep_order else "morton"}  # fmt: skip
     data = pack(meta, sections, level=cfg.level)
     decoded, _ = _assemble(meta, {s.name: s.array for s in sections}, "<encoder>")
     return Quantized(data, decoded, order)

@@ -77,7 +77,7 @@ def _unpack_rotations(comp: np.ndarray) -> np.ndarray:
 
 def encode_spz(gaussians: Gaussians, antialiased: bool = False) -> bytes:
     """SPZ v3 bytes (gzip) of `gaussians` (SH degree 0-3)."""
-    g = gaussians.detach().cpu().double()
+    g = gaussians.detach().to("cpu", torch.float64)
     N, K = len(g), g.sh_rest.shape[1]
     means = g.means.numpy() * POS_FLIP
     bits = _fractional_bits(means)

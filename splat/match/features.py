@@ -82,29 +82,34 @@ def detect_features(image: np.ndarray, method: str = "asift", max_keypoints: int
     return Features(xy + 0.5, desc, rgb[px[:, 1], px[:, 0], :3].astype(np.float32), W, H)
 
 
-def match_descriptors(d0: np.ndarray, d1: np.ndarray, ratio: float = 0.85, mutual: bool = True) -> np.ndarray:
-    """Nearest-neighbour matches (M,2) that pass Lowe's ratio test (on distances) and a mutual check."""
+def match_descriptors(
+    d0: np.ndarray, d1: np.ndarray, ratio: float = 0.85, mutual: bool = True, with_ratio: bool = False
+):
+    """Nearest-neighbour matches (M,2) that pass Lowe's ratio test (on distances) and a mutual check.
+
+    With `with_ratio`, returns (matches (M,2), ratios (M,)) so callers can tighten the test later.
+    """
     if len(d0) < 2 or len(d1) < 2:
-        return np.zeros((0, 2), np.int64)
+        empty = np.zeros((0, 2), np.int64)
+        return (empty, np.zeros(0)) if with_ratio else empty
     a, b = torch.from_numpy(d0), torch.from_numpy(d1)
-    nn01, ok = [], []
-    best10 = torch.full((len(b),), -2.0)
-    arg10 = torch.zeros(len(b), dtype=torch.long)
-    for s in range(0, len(a), 4096):
-        sim = a[s : s + 4096] @ b.T
+    nn01, sim01, rat = [], [], []
+    colmax = torch.full((len(b),), -2.0)
+    for s in range(0, len(a), 2048):
+        sim = a[s : s + 2048] @ b.T
         top, arg = sim.topk(2, dim=1)
         dist = (2 - 2 * top).clamp_min(0).sqrt()
         nn01.append(arg[:, 0])
-        ok.append(dist[:, 0] < ratio * dist[:, 1])
-        colmax, colarg = sim.max(0)
-        better = colmax > best10
-        best10 = torch.where(better, colmax, best10)
-        arg10 = torch.where(better, colarg + s, arg10)
-    nn01, ok = torch.cat(nn01), torch.cat(ok)
-    if mutual:
-        ok &= arg10[nn01] == torch.arange(len(a))
+        sim01.append(top[:, 0])
+        rat.append(dist[:, 0] / dist[:, 1].clamp_min(1e-12))
+        colmax = torch.maximum(colmax, sim.amax(0))  # amax: a column argmax is far slower on CPU
+    nn01, sim01, rat = torch.cat(nn01), torch.cat(sim01), torch.cat(rat)
+    ok = rat < ratio
+    if mutual:  # i -> j is mutual when no other row of column j is more similar
+        ok &= sim01 >= colmax[nn01]
     i0 = torch.nonzero(ok)[:, 0]
-    return torch.stack([i0, nn01[i0]], 1).numpy().astype(np.int64)
+    m = torch.stack([i0, nn01[i0]], 1).numpy().astype(np.int64)
+    return (m, rat[i0].numpy()) if with_ratio else m
 
 
 def _normalized(xy: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -13,8 +13,13 @@ import numpy as np
 OUT_OF_BOUNDS = 1e6  # cycle error given to pixels whose match leaves the other image
 
 
-def dis_flow(gray0: np.ndarray, gray1: np.ndarray, init: np.ndarray | None = None, finest_scale: int = 0,
-             refine_iters: int = 5) -> np.ndarray:
+def dis_flow(
+    gray0: np.ndarray,
+    gray1: np.ndarray,
+    init: np.ndarray | None = None,
+    finest_scale: int = 0,
+    refine_iters: int = 5,
+) -> np.ndarray:
     """DIS optical flow (Kroeger et al. 2016) from gray0 to gray1, both uint8 (H,W).
 
     `init` (H,W,2) seeds the coarsest pyramid level; the flow is refined down to `finest_scale`
@@ -27,25 +32,20 @@ def dis_flow(gray0: np.ndarray, gray1: np.ndarray, init: np.ndarray | None = Non
     return dis.calc(gray0, gray1, flow)
 
 
-def seeded_flow(gray0: np.ndarray, gray1: np.ndarray, seed: np.ndarray, refine_iters: int = 5) -> np.ndarray:
-    """Flow gray0 -> gray1 (H,W,2) refining a dense `seed` flow (H,W,2).
-
-    gray1 is first warped by the seed onto gray0's grid, so DIS only has to find a small residual
-    between patches the seed has already brought into near alignment (including the local
-    rotation, scale and shear a piecewise-linear seed carries); the residual r is then composed
-    with the seed: f(x) = r(x) + seed(x + r(x)).
-    """
-    warped = warp_field(gray1, seed, 0.0)
-    residual = dis_flow(gray0, warped, None, refine_iters=refine_iters)
-    return residual + warp_field(seed, residual, 0.0, border=cv2.BORDER_REPLICATE)
-
-
-def warp_field(field: np.ndarray, flow: np.ndarray, fill: float, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+def warp_field(
+    field: np.ndarray, flow: np.ndarray, fill: float, border: int = cv2.BORDER_CONSTANT
+) -> np.ndarray:
     """Sample `field` (H1,W1,C) at x + flow(x) for every pixel x of flow (H,W,2), bilinear."""
     H, W = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    return cv2.remap(field, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=border, borderValue=(fill,) * 4)
+    return cv2.remap(
+        field,
+        gx + flow[..., 0],
+        gy + flow[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=border,
+        borderValue=(fill,) * 4,
+    )
 
 
 def cycle_error(flow01: np.ndarray, flow10: np.ndarray, valid1: np.ndarray | None = None) -> np.ndarray:

@@ -14,15 +14,24 @@ from scipy.spatial import Delaunay, QhullError, cKDTree
 MIN_MATCHES_FOR_F = 16  # fewer verified matches than this and an estimated F is not trusted
 
 
-def sift_matches(gray0: np.ndarray, gray1: np.ndarray, max_features: int = 4000, ratio: float = 0.8):
+def sift_matches(
+    gray0: np.ndarray,
+    gray1: np.ndarray,
+    max_features: int = 4000,
+    ratio: float = 0.8,
+    contrast: float = 0.01,
+):
     """Mutual nearest-neighbour SIFT matches passing Lowe's ratio test.
+
+    The contrast threshold is below OpenCV's default (0.04): smooth rendered or low-contrast
+    images otherwise yield too few keypoints to seed a dense match.
 
     Args:
         gray0, gray1: uint8 grayscale images (H0,W0), (H1,W1).
     Returns:
         xy0 (n,2), xy1 (n,2) float64 pixel-centre coordinates.
     """
-    sift = cv2.SIFT_create(nfeatures=max_features)
+    sift = cv2.SIFT_create(nfeatures=max_features, contrastThreshold=contrast)
     k0, d0 = sift.detectAndCompute(gray0, None)
     k1, d1 = sift.detectAndCompute(gray1, None)
     if d0 is None or d1 is None or len(k0) < 2 or len(k1) < 2:
@@ -141,10 +150,14 @@ def _border_points(H: int, W: int, n: int = 8) -> np.ndarray:
     """(4n,2) points around the image frame, slightly outside it, so the mesh covers every pixel."""
     t = np.linspace(0, 1, n, endpoint=False)
     x, y = -1 + (W + 2) * t, -1 + (H + 2) * t
-    return np.concatenate([
-        np.stack([x, np.full(n, -1.0)], 1), np.stack([np.full(n, W + 1.0), y], 1),
-        np.stack([W + 1.0 - x - 1, np.full(n, H + 1.0)], 1), np.stack([np.full(n, -1.0), H + 1.0 - y - 1], 1),
-    ])
+    return np.concatenate(
+        [
+            np.stack([x, np.full(n, -1.0)], 1),
+            np.stack([np.full(n, W + 1.0), y], 1),
+            np.stack([W + 1.0 - x - 1, np.full(n, H + 1.0)], 1),
+            np.stack([np.full(n, -1.0), H + 1.0 - y - 1], 1),
+        ]
+    )
 
 
 def interpolate_flow(xy0: np.ndarray, xy1: np.ndarray, shape: tuple[int, int], step: int = 4) -> np.ndarray:

@@ -1,0 +1,131 @@
+"""Camera estimation: intrinsics and poses from images alone.
+
+`estimate_poses(images, names)` picks the method:
+- 'sparse' (splat.poses.sparse_view): the whole view set at once, wide-baseline features, several
+  hypotheses per pair, rotation averaging, bundle adjustment. For small sets.
+- 'colmap' (splat.poses.colmap_sfm): pycolmap incremental SfM. For large sets.
+- 'auto': 'sparse' below `SPARSE_MAX_VIEWS` views, else 'colmap'; when the chosen method does not
+  register every view the other one is tried, and the result that registers more views (then the
+  lower reprojection error) is kept. `PoseResult.method` and `.reason` say what happened.
+
+Failure is explicit: if some views cannot be connected to the rest, InputError names them. A
+partial reconstruction is never returned as if it were complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from splat.errors import InputError
+from splat.types import Cameras
+
+SPARSE_MAX_VIEWS = 40
+
+
+@dataclass
+class PoseResult:
+    """Cameras (float64, names set) and sparse points (P,3) with colours (P,3) in [0,1]."""
+
+    cameras: Cameras
+    points: np.ndarray
+    colors: np.ndarray
+    method: str
+    reason: str
+    timings: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+
+
+def _cameras(K: np.ndarray, w2c: np.ndarray, images: list[np.ndarray], names: list[str]) -> Cameras:
+    sizes = [(im.shape[1], im.shape[0]) for im in images]
+    return Cameras(
+        torch.from_numpy(np.asarray(K, np.float64)),
+        torch.from_numpy(np.asarray(w2c, np.float64)),
+        [w for w, _ in sizes],
+        [h for _, h in sizes],
+        list(names),
+    )
+
+
+def _run(method: str, images, names, focal, log):
+    t0 = time.perf_counter()
+    if method == "sparse":
+        from splat.poses.sparse_view import solve_sparse_views
+
+        r = solve_sparse_views(images, focal, log=log)
+        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics)
+    elif method == "colmap":
+        from splat.poses.colmap_sfm import colmap_poses
+
+        r = colmap_poses(images, names, focal)
+        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics)
+    else:
+        raise ValueError(f"unknown pose method {method!r}: use auto, sparse or colmap")
+    return out, time.perf_counter() - t0
+
+
+def estimate_poses(
+    images: list[np.ndarray],
+    names: list[str] | None = None,
+    method: str = "auto",
+    focal: float | None = None,
+    progress: bool = True,
+) -> PoseResult:
+    """Estimate intrinsics and world-to-camera poses for every image.
+
+    Args:
+        images: V arrays (H,W,3), float in [0,1] or uint8.
+        names: V image names (used in messages and Cameras.names).
+        method: 'auto' | 'sparse' | 'colmap'.
+        focal: shared focal length in pixels at the given image size, if known (EXIF).
+        progress: print what each stage does.
+    Raises:
+        InputError: fewer than 2 images, or views that cannot be connected to the others.
+    """
+    V = len(images)
+    names = list(names) if names else [f"view_{k:04d}" for k in range(V)]
+    if V < 2:
+        raise InputError(f"need at least 2 images to estimate cameras, got {V}; add more photos of the scene")
+    log = print if progress else (lambda *a, **k: None)
+    if method == "auto":
+        first = "sparse" if V < SPARSE_MAX_VIEWS else "colmap"
+        why = f"{V} views {'<' if first == 'sparse' else '>='} {SPARSE_MAX_VIEWS}"
+    else:
+        first, why = method, "requested"
+    tried = {}
+    log(f"poses: {first} ({why})")
+    try:
+        tried[first] = _run(first, images, names, focal, log)
+    except Exception as e:  # noqa: BLE001 - a failing method is reported, and the other one tried
+        if method != "auto":
+            raise
+        log(f"poses: {first} failed ({e})")
+        tried[first] = None
+    reason = f"{first}: {why}"
+    best = first
+    if method == "auto" and (tried[first] is None or not tried[first][0][2].all()):
+        other = "colmap" if first == "sparse" else "sparse"
+        n_first = 0 if tried[first] is None else int(tried[first][0][2].sum())
+        log(f"poses: {first} registered {n_first}/{V} views; trying {other}")
+        try:
+            tried[other] = _run(other, images, names, focal, log)
+            if int(tried[other][0][2].sum()) > n_first:
+                best = other
+                reason = f"{other}: {first} registered only {n_first}/{V} views"
+        except Exception as e:  # noqa: BLE001
+            log(f"poses: {other} failed ({e})")
+    if tried.get(best) is None:
+        raise InputError(f"camera estimation failed on all {V} images; check that the photos overlap")
+    (K, w2c, reg, pts, cols, diag), seconds = tried[best]
+    if not reg.all():
+        missing = [names[k] for k in np.flatnonzero(~reg)]
+        raise InputError(
+            f"could not connect {len(missing)} of {V} images to the others: {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}; remove them or add photos that overlap with them"
+        )
+    timings = {f"{best}_total": seconds, **diag.get("times", {})}
+    cams = _cameras(K, w2c, images, names)
+    return PoseResult(cams, pts, cols, best, reason, timings, diag)

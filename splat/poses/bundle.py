@@ -43,17 +43,26 @@ class BAResult:
 
 def _mv(A: Tensor, x: Tensor) -> Tensor:
     """Batched small matrix-vector product (..., m, n) x (..., n) -> (..., m)."""
-    return (A * x[..., None, :]).sum(-1)
+    return (A @ x[..., None])[..., 0]
 
 
 def _mm_t(A: Tensor, B: Tensor) -> Tensor:
     """Batched A^T B for small blocks (..., k, m), (..., k, n) -> (..., m, n)."""
-    return (A[..., :, :, None] * B[..., :, None, :]).sum(-3)
+    return A.transpose(-1, -2) @ B
+
+
+def _rotate(w2c: Tensor, X: Tensor, cam: Tensor) -> Tensor:
+    """R[cam] X + t[cam] for (M,3) points, one BLAS product per view (tiny batched ones are slow on CPU)."""
+    out = torch.empty_like(X)
+    for v in torch.unique(cam).tolist():
+        sel = cam == v
+        out[sel] = X[sel] @ w2c[v, :3, :3].T + w2c[v, :3, 3]
+    return out
 
 
 def project(w2c: Tensor, focal: Tensor, pp: Tensor, points: Tensor, obs: Observations):
     """Pixel projections (M,2) and camera-frame points (M,3) of the observed points."""
-    Xc = _mv(w2c[obs.cam, :3, :3], points[obs.pt]) + w2c[obs.cam, :3, 3]
+    Xc = _rotate(w2c, points[obs.pt], obs.cam)
     z = Xc[:, 2:].clamp_min(1e-9)
     return focal * Xc[:, :2] / z + pp[obs.cam], Xc
 
@@ -177,11 +186,11 @@ def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_
         E = torch.zeros(P, V, 7, 3, dtype=dt).index_put_((obs.pt, obs.cam), B_obs, accumulate=True)
         for _attempt in range(10):
             Cinv = torch.linalg.inv(C + lam * torch.diag_embed(torch.diagonal(C, dim1=1, dim2=2) + 1e-9))
-            Q = (E[..., :, :, None] * Cinv[:, None, None, :, :]).sum(-2)  # (P,V,7,3) = E C^-1
+            Q = (E.reshape(P, V * 7, 3) @ Cinv).reshape(P, V, 7, 3)  # E C^-1
             T = Q.permute(1, 2, 0, 3).reshape(7 * V, 3 * P) @ E.permute(1, 2, 0, 3).reshape(7 * V, 3 * P).T
             T = T.reshape(V, 7, V, 7).permute(0, 2, 1, 3)
             S = A_n + lam * torch.diag(torch.diagonal(A_n) + 1e-9) - pmap.square(T)
-            QG = (Q * g_x[:, None, None, :]).sum((0, 3))  # (V,7)
+            QG = (Q.permute(1, 2, 0, 3).reshape(7 * V, 3 * P) @ g_x.reshape(-1)).reshape(V, 7)
             dc = torch.linalg.solve(S, -g_n + pmap.vec(QG)) if pmap.n else g_n
             dc_obs = pmap.expand(dc)[obs.cam]  # (M,7)
             Bt_dc = torch.zeros(P, 3, dtype=dt).index_add_(0, obs.pt, _mv(B_obs.transpose(1, 2), dc_obs))

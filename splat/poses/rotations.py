@@ -148,7 +148,12 @@ def select_hypotheses(
     rng = np.random.default_rng(seed)
     edges = [e for e in hyps if hyps[e]]
     best = (-1.0, None)
+    total = sum(max(s for _, s in hyps[e]) for e in edges)
+    since_best = 0
     for trial in range(trials):
+        if best[0] >= total or since_best > 60:
+            break  # every edge agrees, or no better tree for a while
+        since_best += 1
         choice = {e: 0 if trial == 0 else _weighted_pick(rng, [s for _, s in hyps[e]]) for e in edges}
         w = np.array([hyps[e][choice[e]][1] for e in edges], float)
         noise = 0 if trial == 0 else rng.gumbel(size=len(w))
@@ -168,7 +173,7 @@ def select_hypotheses(
             break  # the graph is not connected: no tree spans it
         score, _ = _agreement(R, hyps, agree_deg)
         if score > best[0]:
-            best = (score, R)
+            best, since_best = (score, R), 0
     if best[1] is None:
         raise ValueError("view graph is not connected")
     _, picked = _agreement(best[1], hyps, agree_deg)
@@ -186,15 +191,21 @@ def _weighted_pick(rng, scores) -> int:
 
 
 def _agreement(R: Tensor, hyps, agree_deg: float) -> tuple[float, dict[tuple[int, int], int]]:
+    """Summed score of edges that have a hypothesis within agree_deg of R, and which one (best score)."""
+    Rn = R.numpy() if isinstance(R, Tensor) else R
+    cos_thr = np.cos(np.deg2rad(agree_deg))
     score, picked = 0.0, {}
     for (i, j), hs in hyps.items():
         if not hs:
             continue
-        Rij = R[j] @ R[i].T
-        ang = rotation_angle_deg(torch.stack([h[0] for h in hs]).to(R.dtype), Rij.expand(len(hs), 3, 3))
-        ok = [k for k in range(len(hs)) if ang[k] < agree_deg]
-        if ok:
-            k = max(ok, key=lambda k: hs[k][1])
-            score += hs[k][1]
-            picked[(i, j)] = k
+        Rij = Rn[j] @ Rn[i].T
+        best, best_k = -1.0, -1
+        for k, (Rh, s) in enumerate(hs):
+            Rh = Rh.numpy() if isinstance(Rh, Tensor) else Rh
+            cos = (np.sum(Rh * Rij) - 1) / 2  # cos of the angle of Rh^T Rij
+            if cos > cos_thr and s > best:
+                best, best_k = s, k
+        if best_k >= 0:
+            score += best
+            picked[(i, j)] = best_k
     return score, picked

@@ -154,7 +154,7 @@ class CompositeCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_image, g_alpha, g_depth):
-        background, T_final, last, tile_offsets, gids, isect, goff, recs = ctx.saved_tensors
+        background, T_final, last, tile_offsets, gids, pos_of, goff, recs = ctx.saved_tensors
         width, height, tile_size, threads = ctx.frame
 
         def grad(g: Tensor | None, shape: tuple[int, ...]) -> Tensor:
@@ -162,7 +162,7 @@ class CompositeCPU(torch.autograd.Function):
 
         outs = load_native().backward(
             grad(g_image, (height, width, 3)), grad(g_alpha, (height, width)), grad(g_depth, (height, width)),
-            _f32(background.reshape(-1)), T_final, last, tile_offsets, gids, isect, goff, recs,
+            _f32(background.reshape(-1)), T_final, last, tile_offsets, gids, pos_of, goff, recs,
             width, height, tile_size, threads,
         )  # fmt: skip
         g_bg, timings = outs[5], outs[6]

@@ -19,8 +19,9 @@ stochastic rounding: an update of lr 1.25e-4 is smaller than half a bfloat16 ulp
 near 0.1, so round-to-nearest would discard most updates; stochastic rounding keeps them in
 expectation. float16 (10 mantissa bits) uses round-to-nearest.
 
-Implementation: index_select / index_copy_ on contiguous tensors, which is what makes the sparse
-step cheap on a CPU (no boolean-mask scatter of the whole tensor).
+Implementation: when few Gaussians are visible, index_select / index_copy_ on contiguous tensors
+(no boolean-mask scatter of the whole tensor); when most are, full-width passes in which the
+invisible rows get zero weight (see `index_below`). Both give the same values.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class GaussianAdam:
         lr: name -> learning rate (set by the schedule each step).
         state: name -> {"exp_avg", "exp_avg_sq" (float32, param shape), "step" (N,) int64}.
         sparse: update only visible rows (True) or all rows (False, plain Adam).
+        index_below: in sparse mode, gather/scatter the visible rows when they are fewer than this
+            fraction of N; above it, update all rows with the invisible ones masked out (same
+            result: measured on a 2-core CPU, gathering wins below about 40% visible).
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class GaussianAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-15,
         sparse: bool = True,
+        index_below: float = 0.4,
         seed: int = 0,
     ) -> None:
         self.params = {k: _leaf(v.detach().clone()) for k, v in params.items()}  # never alias the caller's
@@ -55,6 +60,7 @@ class GaussianAdam:
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
         self.sparse = sparse
+        self.index_below = float(index_below)
         self.state = {k: _zero_state(p, len(p)) for k, p in self.params.items()}
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))  # stochastic rounding
         self._bias: dict[tuple, Tensor] = {}
@@ -74,7 +80,9 @@ class GaussianAdam:
         if table is None or len(table) <= max_step:
             n = max(2 * max_step, 1024)
             b = self.betas[which - 1]
-            values = [1 - b**s for s in range(n + 1)] if which == 1 else [(1 - b**s) ** 0.5 for s in range(n + 1)]
+            values = (
+                [1 - b**s for s in range(n + 1)] if which == 1 else [(1 - b**s) ** 0.5 for s in range(n + 1)]
+            )
             table = torch.tensor(values, dtype=torch.float64, device=device)
             self._bias[key] = table
         return table
@@ -87,45 +95,54 @@ class GaussianAdam:
             visible: (N,) bool, Gaussians drawn in this view (RenderOutput.visible). Required in
                 sparse mode; ignored in dense mode.
         """
-        idx = None
+        idx = mask = None
         if self.sparse:
             if visible is None:
                 raise ValueError("sparse GaussianAdam.step() needs the visible mask (N,) bool")
-            idx = visible.reshape(-1).nonzero().reshape(-1)
-            if idx.numel() == len(self):
-                idx = None  # everything visible: the dense path is the same and faster
-            elif idx.numel() == 0:
+            vis = visible.reshape(-1).bool()
+            n_visible = int(vis.sum())
+            if n_visible == 0:
                 return
+            if n_visible < self.index_below * len(self):
+                idx = vis.nonzero().reshape(-1)
+            elif n_visible < len(self):
+                mask = vis
         for name, p in self.params.items():
             if p.grad is None or not p.requires_grad or p.numel() == 0:
                 continue
-            self._update(name, p, idx)
+            self._update(name, p, idx, mask)
 
-    def _update(self, name: str, p: Tensor, idx: Tensor | None) -> None:
+    def _update(self, name: str, p: Tensor, idx: Tensor | None, mask: Tensor | None) -> None:
+        """Adam on rows idx (gather/scatter), or on all rows with invisible ones masked out, or all."""
         st = self.state[name]
         b1, b2 = self.betas
-        rows = (lambda t: t) if idx is None else (lambda t: t.index_select(0, idx))  # noqa: E731
-        steps = rows(st["step"]) + 1
-        grad = rows(p.grad).float()
-        m, v = rows(st["exp_avg"]), rows(st["exp_avg_sq"])
-        m.lerp_(grad, 1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        top = int(steps.max())
-        bc1 = self._bias_table(1, top, steps.device)[steps]
-        bc2_sqrt = self._bias_table(2, top, steps.device)[steps]
         shape = (-1,) + (1,) * (p.dim() - 1)
+        rows = (lambda t: t) if idx is None else (lambda t: t.index_select(0, idx))  # noqa: E731
+        grad = rows(p.grad).float()
+        m, v = rows(st["exp_avg"]), rows(st["exp_avg_sq"])  # views of the state unless gathered
+        if mask is None:
+            steps = rows(st["step"]) + 1
+            m.lerp_(grad, 1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        else:  # weights 0 leave invisible rows' moments exactly as they were
+            steps = st["step"] + mask
+            w = mask.float().reshape(shape)
+            m.lerp_(grad, (1 - b1) * w)
+            v.mul_(torch.where(w > 0, b2, 1.0)).addcmul_(grad * w, grad, value=1 - b2)
+        top = int(steps.max())
+        bc1 = self._bias_table(1, top, steps.device)[steps.clamp_min(1)]
+        bc2_sqrt = self._bias_table(2, top, steps.device)[steps.clamp_min(1)]
         neg_step_size = (-self.lr[name] / bc1).float().reshape(shape)
         denom = (v.sqrt() / bc2_sqrt.float().reshape(shape)).add_(self.eps)
-        new = rows(p).float() + neg_step_size * m / denom
-        new = self._cast(new, p.dtype)
-        if idx is None:
-            p.copy_(new)
-            st["step"].copy_(steps)
-        else:
+        new = self._cast(rows(p).float() + neg_step_size * m / denom, p.dtype)
+        if idx is not None:
             p.index_copy_(0, idx, new)
             st["exp_avg"].index_copy_(0, idx, m)
             st["exp_avg_sq"].index_copy_(0, idx, v)
             st["step"].index_copy_(0, idx, steps)
+            return
+        p.copy_(new if mask is None else torch.where(mask.reshape(shape), new, p))
+        st["step"].copy_(steps)
 
     def _cast(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         if dtype == torch.bfloat16:
@@ -173,7 +190,9 @@ class GaussianAdam:
         for name, p in self.params.items():
             s = sd["state"][name]
             if s["exp_avg"].shape != p.shape:
-                raise ValueError(f"optimizer state for {name} has shape {tuple(s['exp_avg'].shape)}, param {tuple(p.shape)}")
+                raise ValueError(
+                    f"state for {name}: {tuple(s['exp_avg'].shape)}, parameter: {tuple(p.shape)}"
+                )
             self.state[name] = {n: t.to(p.device).clone() for n, t in s.items()}
         self.lr.update(sd["lr"])
         self.betas, self.eps, self.sparse = tuple(sd["betas"]), sd["eps"], sd["sparse"]

@@ -1,10 +1,18 @@
 """Per-view learnable pose (and optional focal) corrections, and test-time pose refinement.
 
-A view's corrected pose is w2c' = exp(delta) @ w2c: the twist delta = [rho, omega] (se3_exp) is
-expressed in the camera frame. rho is stored in units of the scene extent so one learning rate
-suits translation and rotation (radians). Deltas start at zero; view 0 stays fixed (it fixes the
-gauge: the Gaussians and all cameras could otherwise drift together). Focal refinement multiplies
-fx and fy by exp(log_focal) per view; it is off by default.
+A view's corrected pose is w2c' = exp(delta) @ w2c, the twist delta = [rho, omega] (se3_exp) taken
+in a frame at the view's pivot: the point on its optical axis at the depth of the scene
+(w2c' = P^-1 exp(delta) P w2c, P moving the pivot to the origin; still a left-multiplied SE(3)
+exponential, only the Lie-algebra coordinates differ). Why: about the camera centre, a small
+rotation and a sideways translation shift the image almost identically, a narrow diagonal valley
+that Adam's per-coordinate steps cross slowly; about the pivot, translation shifts the image and
+rotation only changes parallax, so the two coordinates are nearly independent. pivot 0 gives the
+plain camera-frame twist.
+
+rho is stored in units of the scene extent so one learning rate suits translation and rotation
+(radians). Deltas start at zero; view 0 stays fixed (it fixes the gauge: the Gaussians and all
+cameras could otherwise drift together). Focal refinement multiplies fx and fy by exp(log_focal)
+per view; it is off by default.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from splat.geometry.se3 import se3_exp
+from splat.geometry.se3 import make_w2c, se3_exp
 from splat.train.data import check_sizes, image_tensors
 from splat.train.losses import photometric_loss
 from splat.types import Cameras, Gaussians
@@ -29,41 +37,57 @@ class PoseDeltas:
         twist: (V, 6) leaf, [rho / extent, omega]; zero = no correction.
         log_focal: (V,) leaf or None (focal refinement off).
         fixed: (V,) bool, views never corrected (their gradients are zeroed).
+        pivot: (V,) depth of each view's pivot on its optical axis (0 = the camera centre).
         extent: the length unit of rho.
     """
 
     twist: Tensor
     log_focal: Tensor | None
     fixed: Tensor
+    pivot: Tensor
     extent: float = 1.0
 
     @staticmethod
     def create(
-        n_views: int, *, extent: float = 1.0, fixed: Sequence[int] = (0,), focal: bool = False, device=None
+        n_views: int,
+        *,
+        extent: float = 1.0,
+        fixed: Sequence[int] = (0,),
+        focal: bool = False,
+        pivot: Tensor | None = None,
+        device=None,
     ) -> PoseDeltas:
         twist = torch.zeros(n_views, 6, device=device, requires_grad=True)
         log_focal = torch.zeros(n_views, device=device, requires_grad=True) if focal else None
         mask = torch.zeros(n_views, dtype=torch.bool, device=device)
         mask[list(fixed)] = True
-        return PoseDeltas(twist, log_focal, mask, float(extent))
+        pivot = torch.zeros(n_views, device=device) if pivot is None else pivot.detach().float().to(device)
+        return PoseDeltas(twist, log_focal, mask, pivot, float(extent))
 
-    def _twist(self, v) -> Tensor:
-        t = self.twist[v]
-        return torch.cat([t[..., :3] * self.extent, t[..., 3:]], -1)
+    def transform(self, v, dtype=torch.float32) -> Tensor:
+        """The corrections exp(delta) about the pivots as (..., 4, 4) camera-frame transforms."""
+        t = self.twist[v].to(dtype)
+        T = se3_exp(torch.cat([t[..., :3] * self.extent, t[..., 3:]], -1))
+        d = self.pivot[v].to(dtype)[..., None]
+        e3 = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=T.device)
+        shift = d * (e3 - T[..., :3, 2])  # P^-1 T P: t' = t + d (e3 - R e3)
+        return make_w2c(T[..., :3, :3], T[..., :3, 3] + shift)
 
     def camera(self, cameras: Cameras, v: int) -> Cameras:
         """View v with its correction applied, differentiable w.r.t. the deltas (one-view Cameras)."""
         w2c, K = cameras.w2c[v], cameras.K[v]
         if not bool(self.fixed[v]):
-            w2c = se3_exp(self._twist(v).to(w2c.dtype)) @ w2c
+            w2c = self.transform(v, w2c.dtype) @ w2c
         if self.log_focal is not None:
             K = K * (1 + (self.log_focal[v].to(K.dtype).exp() - 1) * _focal_entries(K))
-        return Cameras(K[None], w2c[None], cameras.width[v : v + 1], cameras.height[v : v + 1], [cameras.names[v]])
+        return Cameras(
+            K[None], w2c[None], cameras.width[v : v + 1], cameras.height[v : v + 1], [cameras.names[v]]
+        )
 
     @torch.no_grad()
     def apply(self, cameras: Cameras) -> Cameras:
         """All views corrected (detached, in the cameras' dtype)."""
-        T = se3_exp(self._twist(slice(None)).to(cameras.w2c.dtype))
+        T = self.transform(slice(None), cameras.w2c.dtype)
         T[self.fixed] = torch.eye(4, dtype=T.dtype, device=T.device)
         K = cameras.K.clone()
         if self.log_focal is not None:
@@ -84,6 +108,7 @@ class PoseDeltas:
             "twist": self.twist.detach().clone(),
             "log_focal": None if self.log_focal is None else self.log_focal.detach().clone(),
             "fixed": self.fixed.clone(),
+            "pivot": self.pivot.clone(),
             "extent": self.extent,
         }
 
@@ -93,6 +118,7 @@ class PoseDeltas:
         if self.log_focal is not None and sd["log_focal"] is not None:
             self.log_focal.copy_(sd["log_focal"])
         self.fixed.copy_(sd["fixed"])
+        self.pivot.copy_(sd["pivot"])
         self.extent = float(sd["extent"])
 
 
@@ -109,10 +135,15 @@ def pose_optimizer(deltas: PoseDeltas, lr: float, focal_lr: float) -> torch.opti
     return torch.optim.Adam(groups, eps=1e-15)
 
 
-def _distance_to_scene(gaussians: Gaussians, cameras: Cameras) -> float:
-    centre = gaussians.means.detach().double().median(0).values.to(cameras.device)
-    d = (cameras.centers.double() - centre).norm(dim=-1).median()
-    return float(d) if float(d) > 0 else 1.0
+def scene_depths(means: Tensor, cameras: Cameras) -> Tensor:
+    """(V,) median camera-space depth of the points in front of each camera (1 where none are)."""
+    out = []
+    for v in range(len(cameras)):
+        w2c = cameras.w2c[v].to(means)
+        z = means.detach() @ w2c[2, :3] + w2c[2, 3]
+        z = z[z > 0]
+        out.append(z.median() if len(z) else z.new_ones(()))
+    return torch.stack(out).float()
 
 
 def refine_poses(
@@ -120,7 +151,7 @@ def refine_poses(
     cameras: Cameras,
     images: Tensor | Sequence,
     steps: int = 200,
-    lr: float = 1e-3,
+    lr: float = 5e-3,
     *,
     backend: str = "auto",
     sh_degree: int | None = None,
@@ -139,7 +170,7 @@ def refine_poses(
         images: V images (H, W, 3) matching the cameras' sizes.
         steps: optimisation steps (each renders every view once).
         lr: initial rate for [rho / extent, omega (radians)].
-        extent: unit of the translation part; default the median camera distance to the Gaussians.
+        extent: unit of the translation part; default the median depth of the Gaussians.
 
     Returns:
         Refined Cameras (same dtype, names and intrinsics).
@@ -152,14 +183,17 @@ def refine_poses(
     cams = cameras.to(device=device)
     targets = image_tensors(images, device)
     check_sizes(cams, targets)
-    scale = _distance_to_scene(frozen, cams) if extent is None else float(extent)
-    deltas = PoseDeltas.create(len(cams), extent=scale, fixed=(), device=device)
+    depths = scene_depths(frozen.means, cams)
+    scale = float(depths.median()) if extent is None else float(extent)
+    deltas = PoseDeltas.create(len(cams), extent=scale, fixed=(), pivot=depths, device=device)
     opt = pose_optimizer(deltas, lr, 0.0)
     for step in range(steps):
         opt.param_groups[0]["lr"] = exponential_lr(step, lr, lr / 100, steps)
         opt.zero_grad(set_to_none=True)
         for v in range(len(cams)):
-            out = render(frozen, deltas.camera(cams, v), sh_degree=sh_degree, background=background, backend=backend)
+            out = render(
+                frozen, deltas.camera(cams, v), sh_degree=sh_degree, background=background, backend=backend
+            )
             photometric_loss(out.image, targets[v], lambda_dssim).backward()
         opt.step()
     return deltas.apply(cams).to(device=cameras.device)

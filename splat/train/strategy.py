@@ -139,7 +139,9 @@ class ClassicADC:
     def _accumulate(self, state: dict, info: StrategyInfo) -> None:
         grad = info.out.means2d_grad
         if grad is None:
-            raise RuntimeError("ClassicADC needs RenderOutput.means2d_grad (render with gradients, then backward)")
+            raise RuntimeError(
+                "ClassicADC needs RenderOutput.means2d_grad (render with gradients, then backward)"
+            )
         visible = info.out.visible.reshape(-1)
         ids = visible.nonzero().reshape(-1)
         g = grad.reshape(-1, 2)[ids].float()

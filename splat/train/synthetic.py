@@ -9,7 +9,9 @@ from splat.geometry.se3 import look_at_w2c
 from splat.types import Cameras, Gaussians
 
 
-def arc_cameras(n_views: int, width: int = 64, height: int = 48, radius: float = 3.0, arc: float = 1.2) -> Cameras:
+def arc_cameras(
+    n_views: int, width: int = 64, height: int = 48, radius: float = 3.0, arc: float = 1.2
+) -> Cameras:
     """Cameras on a horizontal arc (radians) of the given radius, all looking at the origin (float32)."""
     ang = torch.linspace(0, arc, n_views) if n_views > 1 else torch.zeros(1)
     eye = torch.stack([radius * torch.sin(ang), 0.3 * torch.ones(n_views), -radius * torch.cos(ang)], -1)
@@ -20,7 +22,11 @@ def arc_cameras(n_views: int, width: int = 64, height: int = 48, radius: float =
 
 
 def random_gaussians(
-    n: int, sh_degree: int = 1, spread: float = 0.6, log_scale: float = -2.3, generator: torch.Generator | None = None
+    n: int,
+    sh_degree: int = 1,
+    spread: float = 0.6,
+    log_scale: float = -2.3,
+    generator: torch.Generator | None = None,
 ) -> Gaussians:
     """n Gaussians around the origin (normal means of std `spread`), fairly opaque, random colours."""
     K = (sh_degree + 1) ** 2 - 1
@@ -47,12 +53,15 @@ def render_views(gaussians: Gaussians, cameras: Cameras, backend: str = "auto") 
 
 
 def fastest_cpu_backend() -> str:
-    """'cpu' when the native kernel loads, else the 'torch' reference."""
-    from splat.errors import SplatError
-    from splat.render.render import native_composite
+    """'cpu' when the native kernel builds, loads and renders, else the 'torch' reference (cached)."""
+    if "backend" not in _PROBE:
+        try:
+            g = random_gaussians(4, sh_degree=0)
+            render_views(g, arc_cameras(1, 8, 6), backend="cpu")
+            _PROBE["backend"] = "cpu"
+        except Exception:  # missing module, failed build, missing compiler
+            _PROBE["backend"] = "torch"
+    return _PROBE["backend"]
 
-    try:
-        native_composite()
-        return "cpu"
-    except SplatError:
-        return "torch"
+
+_PROBE: dict[str, str] = {}

@@ -28,7 +28,7 @@ from splat.io.atomic import atomic_path
 from splat.train.adam import GaussianAdam
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value
 from splat.train.losses import photometric_loss
-from splat.train.poses import PoseDeltas, pose_optimizer
+from splat.train.poses import PoseDeltas, pose_optimizer, scene_depths
 from splat.train.schedule import LearningRates, focal_lr, gaussian_lrs, pose_lr, scene_extent, sh_degree_at
 from splat.train.strategy import ClassicADC, NoDensify, StrategyInfo, make_strategy
 from splat.types import Cameras, Gaussians
@@ -182,15 +182,24 @@ def _setup(gaussians: Gaussians, cameras: Cameras, cfg: TrainConfig, device) -> 
     deltas = pose_opt = None
     if cfg.pose_refine or cfg.focal_refine:
         fixed = (0,) if cfg.pose_refine else tuple(range(len(cameras)))  # focal only: poses stay put
-        deltas = PoseDeltas.create(len(cameras), extent=extent, fixed=fixed, focal=cfg.focal_refine, device=device)
+        pivot = scene_depths(gaussians.means.to(device), cameras)
+        deltas = PoseDeltas.create(
+            len(cameras), extent=extent, fixed=fixed, focal=cfg.focal_refine, pivot=pivot, device=device
+        )
         pose_opt = pose_optimizer(deltas, cfg.lrs.pose, cfg.lrs.focal)
-    strategy = cfg.strategy if not isinstance(cfg.strategy, str) else make_strategy(cfg.strategy, **cfg.strategy_options)
+    strategy = (
+        cfg.strategy
+        if not isinstance(cfg.strategy, str)
+        else make_strategy(cfg.strategy, **cfg.strategy_options)
+    )
     generator = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     state = strategy.initialize_state(len(opt), device=device)
     return _Run(opt, deltas, pose_opt, strategy, state, generator, extent, rng_state=generator.get_state())
 
 
-def _step(run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, guard: _InterruptGuard) -> tuple:
+def _step(
+    run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, guard: _InterruptGuard
+) -> tuple:
     """One training step; returns (loss, psnr, view). Raises _NonFinite before changing anything."""
     from splat.render import render
 
@@ -203,7 +212,7 @@ def _step(run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, 
                  backend=cfg.backend)  # fmt: skip
     loss = photometric_loss(out.image, targets[v], cfg.lambda_dssim)
     if not bool(torch.isfinite(loss)):
-        raise _NonFinite(float(loss))
+        raise _NonFinite(float(loss.detach()))
     loss.backward()
     with guard.updating():
         run.opt.step(out.visible)
@@ -215,7 +224,9 @@ def _step(run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, 
                 run.pose_opt.param_groups[1]["lr"] = focal_lr(i, cfg.lrs, cfg.steps)
             run.pose_opt.step()
             run.pose_opt.zero_grad(set_to_none=True)
-        info = StrategyInfo(i + 1, out, int(cameras.width[v]), int(cameras.height[v]), run.extent, run.generator)
+        info = StrategyInfo(
+            i + 1, out, int(cameras.width[v]), int(cameras.height[v]), run.extent, run.generator
+        )
         run.strategy.step_post_backward(run.opt, run.strategy_state, info)
         run.step = i + 1
         run.rng_state = run.generator.get_state()
@@ -223,7 +234,9 @@ def _step(run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, 
 
 
 @torch.no_grad()
-def mean_psnr(params: dict[str, Tensor], cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, run=None) -> float:
+def mean_psnr(
+    params: dict[str, Tensor], cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, run=None
+) -> float:
     """Mean PSNR over all views at the current state (pose deltas applied when given a run)."""
     from splat.render import render
 
@@ -297,8 +310,8 @@ def train(
                 except _NonFinite as e:
                     path = _save_last_good(run, cfg, ckpt)
                     raise TrainingDiverged(
-                        f"training diverged at step {run.step + 1}: the loss is {e.value}; the last good state "
-                        f"is saved in {path} (lower the learning rates, or check the images and cameras)"
+                        f"training diverged at step {run.step + 1}: the loss is {e.value}; the last good "
+                        f"state is saved in {path} (lower the learning rates or check the images and cameras)"
                     ) from None
                 run.elapsed += time.perf_counter() - tick
                 rec = _log(run, loss, psnr, cfg)

@@ -1,0 +1,251 @@
+"""Benchmark the compositing backends (torch reference, native cpu kernel, cuda) and the full render.
+
+    python scripts/bench_raster.py [--backends torch,cpu,cuda] [--sizes 10000,100000,500000]
+        [--res 256x192,512x384,1024x768] [--scenes realistic,random] [--reps 5]
+        [--skip-torch-above 2e10] [--threads N] [--quick]
+
+For every scene, size and resolution it prints the median time (ms, after a warm-up) of the
+compositing alone (forward, forward+backward) and of the full render (projection + SH +
+compositing), a cpu-over-torch speed-up table from the same run, and the cpu kernel's profile split
+(projection+SH, prep, sort, fill, composite forward, backward, reduce).
+
+Scenes (camera at the origin looking down +z, focal 0.9 W):
+- realistic: Gaussians on a floor, a back wall and three spheres 2.5-8 m away, flattened along a
+  random axis, sizes shrinking with N (radii from a few px to tens of px), opacities 0.5-0.9.
+- random: uniform in the frustum between 2 and 10 m, same sizes, opacities 0.05-0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+
+from splat.render.project import project_gaussians
+from splat.render.render import gaussian_colors, render
+from splat.types import Gaussians
+
+SIZE = 0.7  # Gaussian size relative to sqrt(surface area / N)
+
+
+def camera(W: int, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K (3,3) with focal 0.9 W and the principal point centred; identity w2c (4,4)."""
+    f = 0.9 * W
+    return torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]]), torch.eye(4)
+
+
+def surface_points(n: int, gen: torch.Generator) -> torch.Tensor:
+    """n points spread evenly over a floor, a back wall and three spheres (about 150 m^2), (n, 3)."""
+    u = torch.rand(n, 2, generator=gen)
+    centres = torch.tensor([[-1.2, 0.3, 4.0], [0.9, 0.0, 5.0], [0.0, 0.6, 3.2]])
+    radius = torch.tensor([0.8, 1.0, 0.5])
+    areas = torch.cat([torch.tensor([55.0, 70.0]), 4 * math.pi * radius**2])
+    part = torch.multinomial(areas, n, replacement=True, generator=gen)
+    floor = torch.stack([(u[:, 0] - 0.5) * 10, torch.full((n,), 1.2), 2.5 + u[:, 1] * 5.5], -1)
+    wall = torch.stack([(u[:, 0] - 0.5) * 10, (u[:, 1] - 0.5) * 7, torch.full((n,), 8.0)], -1)
+    dirs = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1)
+    k = part.clamp(2, 4) - 2
+    spheres = centres[k] + radius[k, None] * dirs
+    return torch.where((part == 0)[:, None], floor, torch.where((part == 1)[:, None], wall, spheres))
+
+
+def make_scene(kind: str, n: int, seed: int = 0, sh_degree: int = 3) -> Gaussians:
+    """A 'realistic' (surfaces) or 'random' (frustum) scene of n Gaussians; see the module docstring."""
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "realistic":
+        means = surface_points(n, gen)
+        opacity = 0.5 + 0.4 * torch.rand(n, generator=gen)
+    else:
+        z = 2 + 8 * torch.rand(n, generator=gen)
+        xy = (torch.rand(n, 2, generator=gen) - 0.5) * torch.tensor([1 / 0.9, 0.75 / 0.9]) * z[:, None]
+        means = torch.cat([xy, z[:, None]], -1)
+        opacity = 0.05 + 0.9 * torch.rand(n, generator=gen)
+    base = math.log(SIZE * math.sqrt(150.0 / n))  # 1-sigma disks cover the ~150 m^2 of surface ~1.5 times
+    log_scales = base + (torch.rand(n, 3, generator=gen) - 0.5) * 1.4
+    log_scales[torch.arange(n), torch.randint(0, 3, (n,), generator=gen)] -= 1.5  # flat along one axis
+    rest = (sh_degree + 1) ** 2 - 1
+    return Gaussians(
+        means,
+        log_scales,
+        torch.randn(n, 4, generator=gen),
+        torch.logit(opacity),
+        torch.randn(n, 3, generator=gen) * 0.6,
+        torch.randn(n, rest, 3, generator=gen) * 0.1,
+    )
+
+
+def screen_inputs(g: Gaussians, W: int, H: int) -> list:
+    """Projected compositor inputs [means2d, conics, colors, opacities, depths, radii] (no grad)."""
+    K, w2c = camera(W, H)
+    with torch.no_grad():
+        p = project_gaussians(g.means, g.log_scales, g.quats, w2c, K, W, H)
+        colors = gaussian_colors(g, w2c, g.sh_degree)
+    return [p.means2d, p.conics, colors, g.opacities.detach(), p.depths, p.radii]
+
+
+def median_ms(fn, warmup: int, reps: int, budget_s: float) -> float:
+    """Median wall time of fn() in ms over up to `reps` runs after `warmup` (stops early past budget)."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < reps and (len(times) < 1 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def composite_fn(backend: str):
+    if backend == "torch":
+        from splat.render.composite_torch import composite_torch
+
+        return composite_torch
+    from splat.render.native import composite_cpu
+
+    return composite_cpu
+
+
+def bench_composite(backend: str, inputs: list, W: int, H: int, args) -> tuple[float, float]:
+    """(forward ms, forward+backward ms) of the compositing step alone."""
+    fn = composite_fn(backend)
+    bg = torch.rand(3)
+    grads = [torch.rand(H, W, 3), torch.rand(H, W), torch.rand(H, W) * 0.1]
+
+    def fwd():
+        with torch.no_grad():
+            fn(*inputs, W, H, bg)
+
+    def fwd_bwd():
+        leaves = [x.detach().requires_grad_() for x in inputs[:5]]
+        outs = fn(*leaves, inputs[5], W, H, bg)
+        torch.autograd.backward(outs, grads)
+
+    warm, reps = (1, 3) if backend == "torch" else (args.warmup, args.reps)
+    return median_ms(fwd, warm, reps, args.budget), median_ms(fwd_bwd, warm, reps, args.budget)
+
+
+def bench_render(backend: str, g: Gaussians, W: int, H: int, args) -> tuple[float, float]:
+    """(forward ms, forward+backward ms) of render(): projection + SH + compositing."""
+    device = "cuda" if backend == "cuda" else "cpu"
+    g = g.to(device)
+    K, w2c = (x.to(device) for x in camera(W, H))
+
+    def fwd():
+        with torch.no_grad():
+            render(g, (K, w2c, W, H), backend=backend)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def fwd_bwd():
+        leaves = g.map(lambda t: t.detach().requires_grad_())
+        out = render(leaves, (K, w2c, W, H), backend=backend)
+        (out.image.sum() + out.depth.mean()).backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    warm, reps = (1, 3) if backend == "torch" else (args.warmup, args.reps)
+    return median_ms(fwd, warm, reps, args.budget), median_ms(fwd_bwd, warm, reps, args.budget)
+
+
+def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[str, float]:
+    """Median ms per stage of the cpu path: projection+SH, then the kernel's own timers."""
+    from splat.render.native import LAST_PROFILE, composite_cpu
+
+    K, w2c = camera(W, H)
+    rows: dict[str, list[float]] = {}
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            project_gaussians(g.means, g.log_scales, g.quats, w2c, K, W, H)
+            gaussian_colors(g, w2c, g.sh_degree)
+        rows.setdefault("proj+sh", []).append(time.perf_counter() - t0)
+        leaves = [x.detach().requires_grad_() for x in inputs[:5]]
+        outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3))
+        torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
+        for k, v in LAST_PROFILE.items():
+            rows.setdefault(k, []).append(v)
+    return {k: 1000 * statistics.median(v) for k, v in rows.items()}
+
+
+def available_backends() -> list[str]:
+    out = ["torch"]
+    try:
+        from splat.render.native import native_available
+
+        if native_available():
+            out.append("cpu")
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        out.append("cuda")
+    return out
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backends", default=None, help="comma list of torch,cpu,cuda (default: available)")
+    ap.add_argument("--sizes", default="10000,100000,500000")
+    ap.add_argument("--res", default="256x192,512x384,1024x768")
+    ap.add_argument("--scenes", default="realistic,random")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--budget", type=float, default=20.0, help="stop repeating a timing after this many s")
+    ap.add_argument("--skip-torch-above", type=float, default=2e10, help="skip torch when N*W*H exceeds this")
+    ap.add_argument("--no-render", action="store_true", help="time the compositing only")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="only 100k Gaussians at 512x384")
+    args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.res = "100000", "512x384"
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backends = args.backends.split(",") if args.backends else available_backends()
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    resolutions = [tuple(int(v) for v in r.split("x")) for r in args.res.split(",")]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  torch {torch.__version__}  "
+          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {'comp fwd':>10} {'comp f+b':>10} {'rend fwd':>10} {'rend f+b':>10}"
+    print(header + "   (ms, median)")
+    speedups, profiles = [], []
+    for kind in args.scenes.split(","):
+        for n in sizes:
+            g = make_scene(kind, n)
+            for W, H in resolutions:
+                inputs = screen_inputs(g, W, H)
+                results = {}
+                for b in backends:
+                    if b == "torch" and n * W * H > args.skip_torch_above:
+                        continue
+                    comp = bench_composite(b, inputs, W, H, args) if b != "cuda" else (math.nan, math.nan)
+                    rend = (math.nan, math.nan) if args.no_render else bench_render(b, g, W, H, args)
+                    results[b] = comp + rend
+                    cells = "".join(f"{v:>10.1f}" for v in results[b])
+                    print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} {b:>7} {cells}", flush=True)
+                if "cpu" in results and "torch" in results:
+                    speedups.append((kind, n, W, H, [t / c for t, c in zip(results["torch"], results["cpu"])]))
+                if "cpu" in backends:
+                    profiles.append((kind, n, W, H, cpu_profile(g, inputs, W, H, 3)))
+    if speedups:
+        print("\ncpu speed-up over torch (same run):")
+        for kind, n, W, H, s in speedups:
+            print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} " + "".join(f"{v:>10.1f}x" for v in s))
+    if profiles:
+        print("\ncpu profile (ms, median of 3):")
+        for kind, n, W, H, p in profiles:
+            print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} " + "  ".join(f"{k} {v:.1f}" for k, v in p.items()))
+
+
+if __name__ == "__main__":
+    main()

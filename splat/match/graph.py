@@ -1,0 +1,53 @@
+"""Which image pairs to match.
+
+Small sets (<= `exhaustive_max` views): every pair. Larger sets: neighbours in name order (photos
+of a walk-around are usually taken in sequence) plus the nearest neighbours under a cheap global
+image descriptor (a tiny normalised grey thumbnail and a colour histogram).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def global_descriptors(images: list[np.ndarray], thumb: tuple[int, int] = (32, 24), bins: int = 4) -> np.ndarray:
+    """(V, D) unit-norm descriptors: zero-mean grey thumbnail (+ its gradients) and sqrt colour histogram."""
+    out = []
+    for im in images:
+        rgb = im if im.dtype == np.uint8 else (np.clip(im, 0, 1) * 255).astype(np.uint8)
+        small = cv2.resize(rgb, thumb, interpolation=cv2.INTER_AREA).astype(np.float32)
+        gray = small.mean(-1)
+        g = gray - gray.mean()
+        g /= np.linalg.norm(g) + 1e-6
+        hist = cv2.calcHist([rgb], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).ravel()
+        hist = np.sqrt(hist / max(hist.sum(), 1.0))
+        out.append(np.concatenate([g.ravel(), hist]) / np.sqrt(2))
+    return np.stack(out)
+
+
+def select_pairs(
+    images: list[np.ndarray] | int,
+    exhaustive_max: int = 30,
+    window: int = 4,
+    knn: int = 8,
+) -> list[tuple[int, int]]:
+    """Sorted list of pairs (i, j), i < j, to match.
+
+    Args:
+        images: the images (needed for the descriptor neighbours of large sets) or just their number.
+        exhaustive_max: up to this many views, all pairs.
+        window: sequence neighbours i+1..i+window for large sets.
+        knn: descriptor nearest neighbours per view for large sets.
+    """
+    V = images if isinstance(images, int) else len(images)
+    if V <= exhaustive_max:
+        return [(i, j) for i in range(V) for j in range(i + 1, V)]
+    pairs = {(i, j) for i in range(V) for j in range(i + 1, min(V, i + window + 1))}
+    if not isinstance(images, int) and knn > 0:
+        d = global_descriptors(images)
+        sim = d @ d.T
+        np.fill_diagonal(sim, -np.inf)
+        for i, row in enumerate(np.argsort(-sim, axis=1)[:, :knn]):
+            pairs.update((min(i, int(j)), max(i, int(j))) for j in row)
+    return sorted(pairs)

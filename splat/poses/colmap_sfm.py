@@ -1,0 +1,111 @@
+"""Incremental structure-from-motion with pycolmap: the method for larger view sets (and the
+reference on small ones).
+
+Images are written losslessly to a work folder, SIFT is extracted with one shared SIMPLE_PINHOLE
+camera (principal point at the image centre, as in our solver), pairs are matched exhaustively
+for small sets and sequentially (with quadratic overlap) for large ones, and the largest model is
+kept. Views outside it are reported as unregistered.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class ColmapResult:
+    K: np.ndarray  # (V,3,3)
+    w2c: np.ndarray  # (V,4,4), identity for unregistered views
+    registered: np.ndarray  # (V,) bool
+    points: np.ndarray  # (P,3)
+    colors: np.ndarray  # (P,3) float32 in [0,1]
+    diagnostics: dict = field(default_factory=dict)
+
+
+def _write_images(images: list[np.ndarray], names: list[str], folder: Path) -> list[str]:
+    files = []
+    for k, (im, name) in enumerate(zip(images, names)):
+        fname = f"{k:05d}_{Path(name).stem}.png"
+        u8 = im if im.dtype == np.uint8 else (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)
+        cv2.imwrite(str(folder / fname), cv2.cvtColor(u8, cv2.COLOR_RGB2BGR))
+        files.append(fname)
+    return files
+
+
+def colmap_poses(
+    images: list[np.ndarray],
+    names: list[str] | None = None,
+    focal: float | None = None,
+    exhaustive_max: int = 60,
+    num_threads: int = 2,
+    workdir: str | None = None,
+) -> ColmapResult:
+    """Run pycolmap SfM on in-memory images (H,W,3); returns cameras in our conventions."""
+    import pycolmap
+
+    V = len(images)
+    names = names or [f"view_{k:04d}" for k in range(V)]
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        tmp = Path(tmp)
+        (tmp / "images").mkdir()
+        files = _write_images(images, names, tmp / "images")
+        db = tmp / "database.db"
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = "SIMPLE_PINHOLE"
+        if focal is not None:
+            h, w = images[0].shape[:2]
+            reader.camera_params = f"{focal},{w / 2},{h / 2}"
+        extraction = pycolmap.FeatureExtractionOptions()
+        extraction.num_threads = num_threads
+        pycolmap.extract_features(
+            db, tmp / "images", image_names=files, camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
+        )
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.num_threads = num_threads
+        if V <= exhaustive_max:
+            pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+        else:
+            pairing = pycolmap.SequentialPairingOptions()
+            pairing.overlap = 15
+            pairing.quadratic_overlap = True
+            pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
+                                      device=pycolmap.Device.cpu)
+        opts = pycolmap.IncrementalPipelineOptions()
+        opts.num_threads = num_threads
+        opts.ba_refine_principal_point = False
+        opts.random_seed = 0
+        (tmp / "sparse").mkdir()
+        models = pycolmap.incremental_mapping(db, tmp / "images", tmp / "sparse", options=opts)
+    return _convert(models, files, V)
+
+
+def _convert(models, files: list[str], V: int) -> ColmapResult:
+    K = np.tile(np.eye(3), (V, 1, 1))
+    w2c = np.tile(np.eye(4), (V, 1, 1))
+    reg = np.zeros(V, bool)
+    if not models:
+        return ColmapResult(K, w2c, reg, np.zeros((0, 3)), np.zeros((0, 3), np.float32), {"models": 0})
+    rec = max(models.values(), key=lambda r: r.num_reg_images())
+    index = {f: k for k, f in enumerate(files)}
+    for image in rec.images.values():
+        if not image.has_pose:
+            continue
+        k = index[image.name]
+        w2c[k, :3, :] = image.cam_from_world().matrix()
+        K[k] = image.camera.calibration_matrix()
+        reg[k] = True
+    pts = rec.points3D.values()
+    xyz = np.array([p.xyz for p in pts]).reshape(-1, 3)
+    rgb = (np.array([p.color for p in pts]).reshape(-1, 3) / 255.0).astype(np.float32)
+    diag = {
+        "models": len(models),
+        "model_sizes": sorted((r.num_reg_images() for r in models.values()), reverse=True),
+        "mean_reprojection_error": float(rec.compute_mean_reprojection_error()),
+    }
+    return ColmapResult(K, w2c, reg, xyz, rgb, diag)
