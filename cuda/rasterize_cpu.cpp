@@ -329,9 +329,11 @@ void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, 
       const float cyy = (g.c * dy) * dy;
       for (int b = c0[r] / kLanes; b <= c1[r] / kLanes; ++b) {
         const int i = r * f.stride + b * kLanes;
-        const Eval ev(g, pxc[b], dy, cyy);
         const vi stop = load_i(s.stop.p + i);
-        const vi valid = ev.ok & (stop > jv);
+        const vi live = stop > jv;
+        if (!movemask(live)) continue;  // all 8 pixels already terminated
+        const Eval ev(g, pxc[b], dy, cyy);
+        const vi valid = ev.ok & live;
         const vf T = load(s.T.p + i);
         const vf next_T = T * (1.0f - ev.alpha);
         const vi term = valid & (next_T < kTMin);
@@ -450,8 +452,10 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
       const float cyy = (g.c * dy) * dy;
       for (int b = c0[r] / kLanes; b <= c1[r] / kLanes; ++b) {
         const int i = r * f.stride + b * kLanes;
+        const vi live = load_i(s.stop.p + i) > jv;  // Gaussian j was composited only before `last`
+        if (!movemask(live)) continue;
         const Eval ev(g, pxc[b], dy, cyy);
-        const vi valid = ev.ok & (load_i(s.stop.p + i) > jv);
+        const vi valid = ev.ok & live;
         STAT(3, 1);
         if (!movemask(valid)) continue;
         const vf T = load(s.T.p + i), S = load(s.S.p + i);

@@ -79,10 +79,11 @@ static inline int movemask(vi m) {
 }
 
 // exp(x) for x <= 0 (the kernel only needs exp(-sigma), sigma >= 0), accurate to about one ulp;
-// exactly 0 below -87 (alpha is then far under 1/255), exp(0) == 1 exactly.
+// exactly 0 below -87 (alpha is then far under 1/255), exp(0) == 1 exactly. Always finite: x > 0
+// (a negative sigma, masked out by the caller) gives 1 and NaN gives a finite value.
 // x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to degree 7 (truncation < 6e-9).
 static inline vf exp_neg(vf x) {
-  const vf xc = x > -87.0f ? x : splat(-87.0f);  // also maps NaN to -87 (masked out by the caller)
+  const vf xc = vmin(x > -87.0f ? x : splat(-87.0f), splat(0.0f));  // NaN -> -87
   const vf magic = splat(12582912.0f);             // 1.5 * 2^23: adding it rounds to an integer
   const vf n = (xc * 1.44269504088896341f + magic) - magic;
   const vf r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 split: the first product is exact

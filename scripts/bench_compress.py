@@ -56,7 +56,9 @@ def synthetic_scene(n: int, sh_degree: int = 3, seed: int = 0) -> Gaussians:
     normal_g = torch.tensor([0.0, 1, 0], dtype=torch.float64).expand(n_ground, 3)
     d = torch.nn.functional.normalize(nrm(n_sphere, 3), dim=1)
     sphere = torch.tensor([0.0, 0.8, 0]) + 0.8 * d
-    sky = 25 * torch.nn.functional.normalize(nrm(n_sky, 3) * torch.tensor([1.0, 0.3, 1]) + torch.tensor([0, 0.4, 0]), dim=1)
+    sky = 25 * torch.nn.functional.normalize(
+        nrm(n_sky, 3) * torch.tensor([1.0, 0.3, 1]) + torch.tensor([0, 0.4, 0]), dim=1
+    )
     means = torch.cat([ground, sphere, sky])
     normals = torch.cat([normal_g, d, -torch.nn.functional.normalize(sky, dim=1)])
     # Rotation taking z to the normal, then a random spin about it; scales flat along z.
@@ -79,7 +81,9 @@ def synthetic_scene(n: int, sh_degree: int = 3, seed: int = 0) -> Gaussians:
     band = torch.tensor([int(math.isqrt(k + 1)) for k in range(K)], dtype=torch.float64)
     shared = nrm(n, K, 1) * (0.12 / band)[None, :, None]
     sh_rest = shared * (1 + 0.2 * nrm(n, 1, 3)) + 0.02 * nrm(n, K, 3)
-    return Gaussians(means, log_scales, quats, opacity_logits, rgb_to_sh(rgb), sh_rest).to(dtype=torch.float32)
+    return Gaussians(means, log_scales, quats, opacity_logits, rgb_to_sh(rgb), sh_rest).to(
+        dtype=torch.float32
+    )
 
 
 def synthetic_cameras(views: int, width: int = 256, height: int = 192) -> Cameras:
@@ -116,7 +120,9 @@ def formats(variants: list[str]) -> list[tuple[str, str, object, object]]:
     ]
     for name in variants:
         cfg = dataclasses.replace(QuantizeConfig(), **VARIANTS[name])
-        rows.append((f"quantized[{name}]", ".splatq", lambda p, g, c=cfg: write_quantized(p, g, c), read_quantized))
+        rows.append(
+            (f"quantized[{name}]", ".splatq", lambda p, g, c=cfg: write_quantized(p, g, c), read_quantized)
+        )
     return rows
 
 
@@ -165,12 +171,14 @@ def main() -> None:
     else:
         g = synthetic_scene(args.synthetic, args.sh_degree)
         cameras = downscale(synthetic_cameras(args.views), args.scale * 2)
-        source = f"synthetic scene, {len(g)} Gaussians, SH degree {args.sh_degree}"
+        source = f"synthetic scene, SH degree {args.sh_degree}"
+    source = f"{source}, {len(g)} Gaussians"
     t0 = time.perf_counter()
     reference = render_all(g, cameras, args.backend)
-    print(f"{source}: {len(g)} Gaussians, {len(cameras)} views at {int(cameras.width[0])}x{int(cameras.height[0])} "
-          f"(render {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
-    header = f"{'format':<22}{'bytes':>12}{'B/Gauss':>9}{'vs ply':>8}{'PSNR vs orig':>14}{'PSNR vs GT':>12}{'enc s':>7}"
+    size = f"{int(cameras.width[0])}x{int(cameras.height[0])}"
+    print(f"{source}: {len(cameras)} views at {size} (render {time.perf_counter() - t0:.1f} s)", flush=True)
+    header = f"{'format':<22}{'bytes':>12}{'B/Gauss':>9}{'vs ply':>8}{'PSNR vs orig':>14}{'PSNR vs GT':>12}"
+    header += f"{'enc s':>7}"
     print(header + "\n" + "-" * len(header), flush=True)
     ply_size = None
     gt_ref = None if gt is None else float(psnr(torch.stack(reference), torch.stack(gt)).mean())
@@ -187,8 +195,9 @@ def main() -> None:
             p = psnr(torch.stack(images), torch.stack(reference))
             p_orig = "lossless" if bool(torch.isinf(p).all()) else f"{float(p[torch.isfinite(p)].mean()):.2f}"
             p_gt = "n/a" if gt is None else f"{float(psnr(torch.stack(images), torch.stack(gt)).mean()):.2f}"
-            print(f"{label:<22}{size:>12,}{size / len(g):>9.2f}{ply_size / size:>7.1f}x{p_orig:>14}{p_gt:>12}{enc:>7.1f}",
-                  flush=True)  # fmt: skip
+            ratio = f"{ply_size / size:.1f}x"
+            row = f"{label:<22}{size:>12,}{size / len(g):>9.2f}{ratio:>8}{p_orig:>14}{p_gt:>12}{enc:>7.1f}"
+            print(row, flush=True)
     if gt_ref is not None:
         print(f"(original Gaussians vs GT: {gt_ref:.2f} dB)")
 

@@ -8,7 +8,7 @@
 | spz             | RUN/export/splat.spz       | Niantic SPZ v3                                           |
 | quantized       | RUN/export/splat.splatq    | our quantized container (splat.compress.quantize)        |
 | colmap          | RUN/export/colmap/         | the optimised cameras as a COLMAP text model             |
-| points          | RUN/export/points/         | cameras + the initial dense cloud (RUN/init.ply) as points3D |
+| points          | RUN/export/points/         | cameras + the initial cloud (RUN/init.ply) as points3D   |
 | mesh            | RUN/export/mesh.ply        | TSDF fusion of rendered depths (Open3D)                  |
 
 Every file is written atomically.
@@ -88,7 +88,9 @@ def write_gaussians(out: str | Path, gaussians, fmt: str, **options) -> Path:
         from splat.compress.quantize import QuantizeConfig, write_quantized
 
         return write_quantized(out, gaussians, options.get("config") or QuantizeConfig())
-    raise InputError(f"{fmt!r} is not a Gaussian file format; use ply, ply-compressed, splat, spz or quantized")
+    raise InputError(
+        f"{fmt!r} is not a Gaussian file format; use ply, ply-compressed, splat, spz or quantized"
+    )
 
 
 def read_gaussians(path: str | Path):
@@ -105,7 +107,9 @@ def read_gaussians(path: str | Path):
     elif name.endswith(".splatq"):
         from splat.compress.quantize import read_quantized as reader
     else:
-        raise InputError(f"{path}: unknown splat file type; use .ply, .compressed.ply, .splat, .spz or .splatq")
+        raise InputError(
+            f"{path}: unknown splat file type; use .ply, .compressed.ply, .splat, .spz or .splatq"
+        )
     return reader(path)
 
 

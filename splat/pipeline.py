@@ -44,6 +44,13 @@ class FitConfig:
     seed: int = 0
     train: dict = field(default_factory=dict)  # overrides of splat.train.TrainConfig fields
 
+    def train_config(self, device: torch.device):
+        """Our method's training defaults (short schedule, pose refinement), then user overrides."""
+        from splat.train import TrainConfig
+
+        defaults = {"steps": 1500, "pose_refine": True, "sh_degree_every": 300, "checkpoint_every": 250}
+        return TrainConfig(**{**defaults, **self.train, "device": str(device), "seed": self.seed})
+
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
@@ -99,10 +106,9 @@ def _select_views(names: list[str], views: list[str] | None) -> list[int]:
 
 def _cameras_from_given(path: str, names: list[str], sizes: list[tuple[int, int]]) -> Cameras:
     from splat.io.colmap import read_model
-    from splat.io.datasets import match_cameras_to_images
+    from splat.io.datasets import cameras_for_images
 
-    model = read_model(Path(path))
-    return match_cameras_to_images(model.cameras, names, sizes)
+    return cameras_for_images(read_model(Path(path)), names, sizes, path)
 
 
 def stage_poses(run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool) -> Cameras:
@@ -157,13 +163,13 @@ def fit(images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: 
     from splat.io.colmap import write_model
     from splat.io.images import load_image_folder, require_views
     from splat.io.ply import write_ply
-    from splat.train import TrainConfig, train
+    from splat.train import train
 
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    _write_json(run / "config.json", config_to_dict(cfg))
+    _write_json(run / "config.json", {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve())})
     clock = Stopwatch()
     with clock("load"):
         imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
@@ -176,8 +182,7 @@ def fit(images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: 
     with clock("init"):
         gaussians = stage_init(run, images, cameras, cfg, resume)
     with clock("train"):
-        tcfg = TrainConfig(**{**cfg.train, "device": str(device), "seed": cfg.seed})
-        result = train(gaussians, cameras, images, tcfg, checkpoint_dir=run / "checkpoints", resume=resume)
+        result = train(gaussians, cameras, images, cfg.train_config(device), checkpoint_dir=run / "checkpoints", resume=resume)
     with clock("export"):
         write_ply(run / "splat.ply", result.gaussians)
         write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))

@@ -87,7 +87,9 @@ def test_compressed_ply_round_trip(tmp_path, degree):
     step = chunk_extent.repeat_interleave(256, 0)[: len(g)] / torch.tensor([2047.0, 1023, 2047])
     assert ((d.means - ref.means).abs() <= 0.51 * step + 1e-5).all()
     assert quat_error(d.quats, ref.quats).max() < 2e-5
-    assert (torch.sigmoid(d.opacity_logits) - torch.sigmoid(ref.opacity_logits)).abs().max() < 0.5 / 255 + 1e-4
+    assert (
+        torch.sigmoid(d.opacity_logits) - torch.sigmoid(ref.opacity_logits)
+    ).abs().max() < 0.5 / 255 + 1e-4
     assert (d.log_scales - ref.log_scales).abs().max() < 0.01
     assert (d.sh_dc - ref.sh_dc).abs().max() < 0.05
     assert d.sh_degree == degree

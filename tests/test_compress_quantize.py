@@ -77,7 +77,9 @@ def test_vq_mode_and_tiny_inputs():
         tiny = scene(n, 1)
         d = decode(quantize(tiny).data)
         assert len(d) == n
-        assert (d.means - tiny.means[torch.from_numpy(morton_order(tiny.means.double().numpy()))]).abs().max() < 1e-4
+        assert (
+            d.means - tiny.means[torch.from_numpy(morton_order(tiny.means.double().numpy()))]
+        ).abs().max() < 1e-4
 
 
 def test_non_finite_input_is_refused():

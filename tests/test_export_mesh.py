@@ -24,13 +24,21 @@ def sphere_gaussians(n: int, radius: float = 1.0) -> Gaussians:
     z = torch.tensor([0.0, 0, 1], dtype=torch.float64).expand(n, 3)
     axis = torch.linalg.cross(z, normal)
     half = 0.5 * torch.atan2(axis.norm(dim=1), normal[:, 2])
-    quats = torch.cat([half.cos()[:, None], torch.nn.functional.normalize(axis + 1e-12, dim=1) * half.sin()[:, None]], 1)
+    quats = torch.cat(
+        [half.cos()[:, None], torch.nn.functional.normalize(axis + 1e-12, dim=1) * half.sin()[:, None]], 1
+    )
     spacing = radius * math.sqrt(4 * math.pi / n)
-    log_scales = torch.log(torch.tensor([0.8 * spacing, 0.8 * spacing, spacing / 20], dtype=torch.float64)).expand(n, 3)
+    log_scales = torch.log(
+        torch.tensor([0.8 * spacing, 0.8 * spacing, spacing / 20], dtype=torch.float64)
+    ).expand(n, 3)
     rgb = 0.3 + 0.4 * torch.rand(n, 1, dtype=torch.float64).expand(n, 3)
     return Gaussians(
-        radius * normal, log_scales.clone(), quats, torch.full((n,), 5.0, dtype=torch.float64),
-        (rgb - 0.5) / 0.28209479177387814, torch.zeros(n, 0, 3, dtype=torch.float64),
+        radius * normal,
+        log_scales.clone(),
+        quats,
+        torch.full((n,), 5.0, dtype=torch.float64),
+        (rgb - 0.5) / 0.28209479177387814,
+        torch.zeros(n, 0, 3, dtype=torch.float64),
     ).to(dtype=torch.float32)
 
 
@@ -40,7 +48,9 @@ def ring_cameras(views: int, width: int = 64, height: int = 48, dist: float = 3.
         a = 2 * math.pi * v / views
         eye = torch.tensor([dist * math.cos(a), dist * math.sin(a), 0.8 * math.sin(3 * a)])
         w2c.append(look_at(eye, torch.zeros(3), torch.tensor([0.0, 0, 1])))
-    K = torch.tensor([[1.1 * width, 0, width / 2], [0, 1.1 * width, height / 2], [0, 0, 1]], dtype=torch.float64)
+    K = torch.tensor(
+        [[1.1 * width, 0, width / 2], [0, 1.1 * width, height / 2], [0, 0, 1]], dtype=torch.float64
+    )
     return Cameras(K.expand(views, 3, 3).clone(), torch.stack(w2c), [width] * views, [height] * views)
 
 
@@ -61,7 +71,9 @@ def test_tsdf_mesh_of_a_splat_sphere_lies_on_the_rendered_surface():
     colour, depth = frames[0]
     assert colour.dtype == np.uint8 and depth.shape == (48, 64) and depth.dtype == np.float32
     # The splats' expected depth lies about 0.02 outside the unit sphere (Gaussians 0.05 wide).
-    rendered = np.linalg.norm(np.concatenate([backproject(d, cams[v]) for v, (_, d) in enumerate(frames)]), axis=1)
+    rendered = np.linalg.norm(
+        np.concatenate([backproject(d, cams[v]) for v, (_, d) in enumerate(frames)]), axis=1
+    )
     assert abs(np.median(rendered) - 1.0) < 0.04
     mesh = fuse_tsdf(frames, cams, voxel=0.02)
     v = np.asarray(mesh.vertices)

@@ -62,7 +62,7 @@ def brute_composite(means2d, conics, colors, opacities, depths, radii, W, H, bg,
     C, D = torch.zeros(H, W, 3), torch.zeros(H, W)
     Tr = torch.ones(H, W)
     done = torch.zeros(H, W, dtype=torch.bool)
-    for i in sorted(range(len(radii)), key=lambda i: (float(depths[i]), i)):
+    for i in sorted(range(len(radii)), key=lambda i: (float(depths[i].detach()), i)):
         if radii[i] <= 0:
             continue
         cover = (tx >= x0[i]) & (tx < x1[i]) & (ty >= y0[i]) & (ty < y1[i])

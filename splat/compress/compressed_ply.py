@@ -90,7 +90,10 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians) -> Path:
         for i, n in enumerate(names):
             chunk[f"min_{n}"], chunk[f"max_{n}"] = lo[:, i], hi[:, i]
     # Pack against the float32 boxes the file stores, so a reader reproduces the same values.
-    f32 = [(lo.astype(np.float32).astype(np.float64), hi.astype(np.float32).astype(np.float64)) for lo, hi in boxes]
+    f32 = [
+        (lo.astype(np.float32).astype(np.float64), hi.astype(np.float32).astype(np.float64))
+        for lo, hi in boxes
+    ]
     vertex = np.zeros(N, [(p, "<u4") for p in VERTEX_PROPS])
     vertex["packed_position"] = _pack3(_normalise(xyz, *f32[0]))
     vertex["packed_rotation"] = _pack_rotation(g.quats.numpy())

@@ -106,7 +106,9 @@ def pack(meta: dict, sections: list[Section], level: int = 19) -> bytes:
 
 
 def _fail(source: str, what: str) -> InputError:
-    return InputError(f"{source} is not a readable splat quantized file: {what}; re-export it with `splat export`")
+    return InputError(
+        f"{source} is not a readable splat quantized file: {what}; re-export it with `splat export`"
+    )
 
 
 def unpack(data: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, np.ndarray]]:
@@ -115,7 +117,9 @@ def unpack(data: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, np.nda
         raise _fail(source, "wrong magic bytes (not written by `splat export --format quantized`)")
     version, hlen = struct.unpack_from("<II", data, 8)
     if version != VERSION:
-        raise InputError(f"{source}: quantized container version {version}; this splat reads version {VERSION}")
+        raise InputError(
+            f"{source}: quantized container version {version}; this splat reads version {VERSION}"
+        )
     if len(data) < 20 + hlen:
         raise _fail(source, f"truncated inside the header ({len(data)} bytes)")
     header = data[16 : 16 + hlen]

@@ -26,7 +26,7 @@ CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 
 
 def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
-    """OpenCV world-to-camera (4, 4) float64 for a camera at eye (3,) looking at target (3,), world up (3,)."""
+    """OpenCV world-to-camera (4, 4) float64: camera at eye (3,) looking at target (3,), world up (3,)."""
     eye, target, up = (torch.as_tensor(v, dtype=torch.float64) for v in (eye, target, up))
     z = torch.nn.functional.normalize(target - eye, dim=0)
     x = torch.linalg.cross(-up, z)
@@ -94,7 +94,11 @@ def interpolate_path(cameras: Cameras, frames: int) -> Cameras:
 
 
 def _perpendicular(v: Tensor) -> Tensor:
-    a = torch.tensor([1.0, 0, 0], dtype=torch.float64) if abs(float(v[0])) < 0.9 else torch.tensor([0.0, 1, 0])
+    a = (
+        torch.tensor([1.0, 0, 0], dtype=torch.float64)
+        if abs(float(v[0])) < 0.9
+        else torch.tensor([0.0, 1, 0])
+    )
     return torch.nn.functional.normalize(torch.linalg.cross(v, a.double()), dim=0)
 
 
@@ -170,7 +174,7 @@ def render_run_video(
     scale: float = 1.0,
     backend: str = "auto",
 ) -> Path:
-    """Render a fly-through of a finished run (RUN/splat.ply, RUN/cameras) to `video` (default RUN/<kind>.mp4)."""
+    """Render a fly-through of a finished run (splat.ply, cameras/) to `video` (default RUN/<kind>.mp4)."""
     from splat.pipeline import load_run
 
     gaussians, cameras = load_run(run)

@@ -21,7 +21,9 @@ def _open3d():
     try:
         import open3d
     except ImportError as e:
-        raise InputError(f"mesh export needs open3d ({e}); pip install open3d (and apt install libusb-1.0-0)") from None
+        raise InputError(
+            f"mesh export needs open3d ({e}); pip install open3d (and apt install libusb-1.0-0)"
+        ) from None
     return open3d
 
 
@@ -69,7 +71,9 @@ def tsdf_mesh(
     return fuse_tsdf(frames, cameras, voxel or default_voxel(gaussians), max_depth, min_views)
 
 
-def fuse_tsdf(frames: list, cameras: Cameras, voxel: float, max_depth: float | None = None, min_views: int = 2):
+def fuse_tsdf(
+    frames: list, cameras: Cameras, voxel: float, max_depth: float | None = None, min_views: int = 2
+):
     """TSDF-fuse (colour (H,W,3) uint8, depth (H,W) float32) frames seen from `cameras` into a mesh.
 
     Uses Open3D's tensor VoxelBlockGrid: the legacy ScalableTSDFVolume of the open3d 0.20 wheel

@@ -19,10 +19,16 @@ def morton_codes(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int =
     """Interleaved-bit codes (P,) uint64 of points (P, 3) quantized to `bits` per axis in [lo, hi]."""
     scale = (2**bits - 1) / np.maximum(np.asarray(hi, np.float64) - lo, 1e-30)
     q = np.clip(np.floor((np.asarray(points, np.float64) - lo) * scale), 0, 2**bits - 1)
-    return _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << np.uint64(1)) | (_spread_bits(q[:, 2]) << np.uint64(2))
+    return (
+        _spread_bits(q[:, 0])
+        | (_spread_bits(q[:, 1]) << np.uint64(1))
+        | (_spread_bits(q[:, 2]) << np.uint64(2))
+    )
 
 
-def morton_order(points: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+def morton_order(
+    points: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None
+) -> np.ndarray:
     """Permutation (P,) int64 that sorts points (P, 3) along the Z-order curve of their box (stable)."""
     points = np.asarray(points, np.float64)
     if len(points) == 0:

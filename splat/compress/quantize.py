@@ -1,6 +1,6 @@
 """Quantized splats: a compact, exactly decodable container for Gaussians (`.splatq`).
 
-Per attribute group (choices measured with scripts/bench_compress.py, see docs/COMPRESSION.md):
+Per attribute group (choices measured with scripts/bench_compress.py):
 - means: per-axis uniform 16-bit codes in a robust bounding box (0.1% / 99.9% quantiles); points
   outside the box (far background) are kept sparse at float32. Delta-coded along the Morton order.
 - log_scales (9 bits, one codebook per axis), quats (normalised, w >= 0; 7 bits per component),
@@ -78,7 +78,10 @@ def _uniform(name: str, x: np.ndarray, bits: int, tail: float) -> tuple[dict, li
     span = np.where(hi > lo, hi - lo, 1).astype(np.float64)
     codes = np.clip(np.round((x - lo.astype(np.float64)) / span * levels), 0, levels).astype(np.uint16)
     rows = np.nonzero(((x < lo) | (x > hi)).any(1))[0].astype(np.uint32)
-    sections = [Section(f"{name}.box", np.stack([lo, hi])), Section(f"{name}.codes", codes, delta=True, shuffle=True)]
+    sections = [
+        Section(f"{name}.box", np.stack([lo, hi])),
+        Section(f"{name}.codes", codes, delta=True, shuffle=True),
+    ]
     sections += _sparse_rows(name, rows, x)
     return {"kind": "uniform", "bits": bits}, sections
 
@@ -112,7 +115,9 @@ def _scalar(
     return meta, sections
 
 
-def _vq(name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, seed: int) -> tuple[dict, list[Section]]:
+def _vq(
+    name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, seed: int
+) -> tuple[dict, list[Section]]:
     """Vector codebook (float16) over rows; the rows of largest weighted error kept at float16.
 
     float16 is SqueezeLLM's "full precision" and ample for SH rest (relative error 5e-4).
@@ -122,7 +127,10 @@ def _vq(name: str, x: np.ndarray, bits: int, w: np.ndarray, frac: float, seed: i
     err = w * ((x - book[codes].astype(np.float32)) ** 2).sum(1)
     rows = np.sort(np.argsort(-err, kind="stable")[: int(frac * len(x))]).astype(np.uint32)
     dtype = np.uint8 if len(book) <= 256 else np.uint16
-    sections = [Section(f"{name}.codebook", book, shuffle=True), Section(f"{name}.codes", codes.astype(dtype))]
+    sections = [
+        Section(f"{name}.codebook", book, shuffle=True),
+        Section(f"{name}.codes", codes.astype(dtype)),
+    ]
     return {"kind": "vq", "bits": bits}, sections + _sparse_rows(name, rows, x, np.float16)
 
 
@@ -195,7 +203,9 @@ def _get(arrays: dict, key: str, source: str) -> np.ndarray:
 
 def _check_shape(a: np.ndarray, shape: tuple, key: str, source: str) -> None:
     if a.shape != shape:
-        raise InputError(f"{source}: section {key} has shape {a.shape}, expected {shape}; the file is corrupt")
+        raise InputError(
+            f"{source}: section {key} has shape {a.shape}, expected {shape}; the file is corrupt"
+        )
 
 
 def _check_index(idx: np.ndarray, size: int, key: str, source: str) -> None:
@@ -260,19 +270,23 @@ def _assemble(meta: dict, arrays: dict, source: str) -> tuple[Gaussians, np.ndar
     """Gaussians (file order) and the stored order (file row -> input row) or None."""
     try:
         n, degree, groups = int(meta["count"]), int(meta["sh_degree"]), meta["groups"]
-        cols = {name: _decode_group(name, m, arrays, n, int(m["width"]), source) for name, m in groups.items()}
+        cols = {
+            name: _decode_group(name, m, arrays, n, int(m["width"]), source) for name, m in groups.items()
+        }
         K = (degree + 1) ** 2 - 1
         bands = [cols[f"sh_rest.band{b}"].reshape(n, -1, 3) for b in range(1, degree + 1)]
         sh_rest = np.concatenate(bands, 1) if bands else np.zeros((n, 0, 3), np.float32)
+        t = {k: torch.from_numpy(v) for k, v in cols.items()}
         g = Gaussians(
-            means=torch.from_numpy(cols["means"]), log_scales=torch.from_numpy(cols["log_scales"]),
-            quats=torch.from_numpy(cols["quats"]), opacity_logits=torch.from_numpy(cols["opacity_logits"][:, 0]),
-            sh_dc=torch.from_numpy(cols["sh_dc"]), sh_rest=torch.from_numpy(sh_rest.reshape(n, K, 3)),
+            t["means"], t["log_scales"], t["quats"], t["opacity_logits"][:, 0], t["sh_dc"],
+            torch.from_numpy(sh_rest.reshape(n, K, 3)),
         )  # fmt: skip
     except InputError:
         raise
     except (KeyError, ValueError, TypeError, IndexError) as exc:
-        raise InputError(f"{source}: inconsistent quantized header ({type(exc).__name__}: {exc}); corrupt file") from None
+        raise InputError(
+            f"{source}: inconsistent quantized header ({type(exc).__name__}: {exc}); corrupt file"
+        ) from None
     order = arrays.get("order")
     if order is not None:
         _check_shape(order, (n,), "order", source)
@@ -318,7 +332,9 @@ def decode(data: bytes, source: str = "<bytes>") -> Gaussians:
     return g[torch.from_numpy(inverse)]
 
 
-def write_quantized(path: str | os.PathLike, gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> Path:  # noqa: B008
+def write_quantized(
+    path: str | os.PathLike, gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()
+) -> Path:  # noqa: B008
     """Write the quantized container atomically; returns the path."""
     path = Path(path)
     atomic_write_bytes(path, encode(gaussians, cfg))
@@ -331,5 +347,7 @@ def read_quantized(path: str | os.PathLike) -> Gaussians:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path} does not exist; pass a .splatq file from `splat export --format quantized`") from None
+        raise InputError(
+            f"{path} does not exist; pass a .splatq file from `splat export --format quantized`"
+        ) from None
     return decode(data, str(path))

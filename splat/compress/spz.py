@@ -107,7 +107,9 @@ def decode_spz(data: bytes, source: str = "<bytes>") -> Gaussians:
         raise InputError(f"{source}: not an SPZ file (no NGSP magic)")
     _, version, N, degree, bits, flags, _ = struct.unpack_from("<IIIBBBB", raw)
     if version not in (2, 3) or degree > 3 or flags & 0x2:
-        raise InputError(f"{source}: SPZ version {version}, SH degree {degree}, flags {flags} not supported (v2/v3, SH <= 3)")
+        raise InputError(
+            f"{source}: SPZ version {version}, SH degree {degree}, flags {flags} unsupported (v2/v3, SH <= 3)"
+        )
     K = (degree + 1) ** 2 - 1
     rot_size = 4 if version == 3 else 3
     sizes = [9 * N, N, 3 * N, 3 * N, rot_size * N, 3 * K * N]
@@ -132,7 +134,8 @@ def decode_spz(data: bytes, source: str = "<bytes>") -> Gaussians:
     f = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))  # noqa: E731
     return Gaussians(
         means=f(means), log_scales=f(scales.reshape(N, 3) / 16.0 - 10), quats=f(np.roll(xyzw, 1, 1)),
-        opacity_logits=f(np.log(alpha / (1 - alpha))), sh_dc=f((colors.reshape(N, 3) / 255.0 - 0.5) / COLOR_SCALE),
+        opacity_logits=f(np.log(alpha / (1 - alpha))),
+        sh_dc=f((colors.reshape(N, 3) / 255.0 - 0.5) / COLOR_SCALE),
         sh_rest=f((sh.reshape(N, K, 3) - 128.0) / 128 * SH_FLIP[:K, None]),
     )  # fmt: skip
 

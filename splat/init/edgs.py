@@ -157,10 +157,12 @@ def edgs_init(
 
 def default_matcher() -> MatchFn:
     """The offline classical dense matcher, adapted to the MatchFn shape."""
-    from splat.match.dense import dense_match
+    from splat.match.dense import DenseMatchConfig, dense_match
+
+    cfg = DenseMatchConfig(finest_scale=1)  # ~2.5x faster than the finest level for ~5% less coverage
 
     def match(img0: np.ndarray, img1: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = dense_match(img0, img1, F=F)
+        m = dense_match(img0, img1, F=F, cfg=cfg)
         return m.match_xy, m.confidence
 
     return match

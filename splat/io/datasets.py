@@ -71,23 +71,27 @@ def detect_layout(path: str | os.PathLike) -> str:
     return "colmap"
 
 
-def _fit_cameras(model: ColmapModel, images: ImageSet) -> Cameras:
-    """The model's cameras for the loaded images, in their order, K scaled to the loaded sizes."""
-    cams = model.cameras[check_names(model, images.names)]
-    size = torch.tensor(images.sizes, dtype=torch.float64)  # (V, 2) loaded width, height
+def cameras_for_images(model: ColmapModel, names: list[str], sizes: list[tuple[int, int]], root=None) -> Cameras:
+    """The model's cameras for images `names` of (width, height) `sizes`, K scaled to those sizes."""
+    cams = model.cameras[check_names(model, names)]
+    size = torch.tensor(sizes, dtype=torch.float64)  # (V, 2) loaded width, height
     sx, sy = size[:, 0] / cams.width, size[:, 1] / cams.height
     bad = ((sx / sy - 1).abs() > 0.01).nonzero().reshape(-1).tolist()
     if bad:
         v = bad[0]
         raise InputError(
-            f"image {images.names[v]} in {images.root} is {images.original_sizes[v][0]}x"
-            f"{images.original_sizes[v][1]} but COLMAP model {model.path} has {int(cams.width[v])}x"
-            f"{int(cams.height[v])} (other aspect ratio); use the model made from these images"
+            f"image {names[v]} in {root} is {sizes[v][0]}x{sizes[v][1]} but COLMAP model {model.path} has "
+            f"{int(cams.width[v])}x{int(cams.height[v])} (other aspect ratio); use the model made from these images"
         )
     K = cams.K.clone()
     K[:, 0] *= sx[:, None]
     K[:, 1] *= sy[:, None]
-    return Cameras(K, cams.w2c.clone(), size[:, 0].long(), size[:, 1].long(), list(images.names))
+    return Cameras(K, cams.w2c.clone(), size[:, 0].long(), size[:, 1].long(), list(names))
+
+
+def _fit_cameras(model: ColmapModel, images: ImageSet) -> Cameras:
+    """The model's cameras for the loaded images, in their order, K scaled to the loaded sizes."""
+    return cameras_for_images(model, images.names, images.sizes, images.root)
 
 
 def load_scene(path: str | os.PathLike, max_side: int | None = None) -> Scene:

@@ -166,3 +166,46 @@ def match_pairs(
         if len(idx) >= min_inliers:
             out[(i, j)] = PairMatches(i, j, idx, model, R, t, len(m))
     return out
+
+
+def fundamental_from_poses(K0: np.ndarray, K1: np.ndarray, w2c0: np.ndarray, w2c1: np.ndarray) -> np.ndarray:
+    """F (3,3) with x1^T F x0 = 0 for pixels of view 0 and view 1 (world-to-camera 4x4 poses)."""
+    R = w2c1[:3, :3] @ w2c0[:3, :3].T
+    t = w2c1[:3, 3] - R @ w2c0[:3, 3]
+    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
+    return np.linalg.inv(K1).T @ tx @ R @ np.linalg.inv(K0)
+
+
+def match_guided(f0: Features, f1: Features, F: np.ndarray, thresh_px: float = 2.0, ratio: float = 0.9) -> np.ndarray:
+    """Epipolar-guided matches (M,2): nearest neighbours among keypoints within `thresh_px` of the
+    epipolar line (both directions), with the ratio test and mutual check inside that band.
+
+    Restricting candidates to the band makes repetitive texture (bricks, tiles) matchable.
+    """
+    if len(f0) < 2 or len(f1) < 2:
+        return np.zeros((0, 2), np.int64)
+    a, b = torch.from_numpy(f0.descriptors), torch.from_numpy(f1.descriptors)
+    x0 = torch.from_numpy(np.c_[f0.keypoints, np.ones(len(f0))])
+    x1 = torch.from_numpy(np.c_[f1.keypoints, np.ones(len(f1))])
+    Ft = torch.from_numpy(F)
+    l1 = x0 @ Ft.T  # epipolar lines in image 1 of the keypoints of image 0, (N0,3)
+    l0 = x1 @ Ft  # lines in image 0 of the keypoints of image 1, (N1,3)
+    l1 = l1 / l1[:, :2].norm(dim=1, keepdim=True).clamp_min(1e-12)
+    l0 = l0 / l0[:, :2].norm(dim=1, keepdim=True).clamp_min(1e-12)
+    nn01, sim01, rat, colmax = [], [], [], torch.full((len(b),), -3.0)
+    for s in range(0, len(a), 2048):
+        # both point-to-line distances: keypoint j of image 1 to the line of i, and i to the line of j
+        band = ((l1[s : s + 2048] @ x1.T).abs() < thresh_px) & ((x0[s : s + 2048] @ l0.T).abs() < thresh_px)
+        sim = torch.where(band, (a[s : s + 2048] @ b.T).double(), -3.0)
+        top, arg = sim.topk(2, dim=1)
+        dist = (2 - 2 * top.clamp(-1, 1)).clamp_min(0).sqrt()
+        valid = top[:, 0] > -2
+        r = torch.where(top[:, 1] > -2, dist[:, 0] / dist[:, 1].clamp_min(1e-12), 0.0)
+        nn01.append(arg[:, 0])
+        sim01.append(torch.where(valid, top[:, 0], -3.0))
+        rat.append(torch.where(valid, r, 9.0))
+        colmax = torch.maximum(colmax, sim.amax(0))
+    nn01, sim01, rat = torch.cat(nn01), torch.cat(sim01), torch.cat(rat)
+    ok = (rat < ratio) & (sim01 >= colmax[nn01]) & (sim01 > -2)
+    i0 = torch.nonzero(ok)[:, 0]
+    return torch.stack([i0, nn01[i0]], 1).numpy().astype(np.int64)

@@ -237,13 +237,20 @@ def _step(
 def mean_psnr(
     params: dict[str, Tensor], cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, run=None
 ) -> float:
-    """Mean PSNR over all views at the current state (pose deltas applied when given a run)."""
+    """Mean PSNR over all views at the current state (with a run: its pose deltas and the SH
+    degree of its last step; without: the cameras as given and every stored SH band)."""
     from splat.render import render
 
     g = params_to_gaussians(params)
-    cams = run.deltas.apply(cameras) if run is not None and run.deltas is not None else cameras
+    cams, degree = cameras, None
+    if run is not None:
+        cams = run.deltas.apply(cameras) if run.deltas is not None else cameras
+        degree = sh_degree_at(max(run.step - 1, 0), cfg.sh_degree, cfg.sh_degree_every)
     values = [
-        psnr_value(render(g, cams[v], background=cfg.background, backend=cfg.backend).image, targets[v])
+        psnr_value(
+            render(g, cams[v], sh_degree=degree, background=cfg.background, backend=cfg.backend).image,
+            targets[v],
+        )
         for v in range(len(cams))
     ]
     return sum(values) / len(values)
@@ -380,6 +387,7 @@ def _restore(run: _Run, ck: dict, device) -> None:
     params = {k: v.to(device) for k, v in ck["params"].items()}
     opt = GaussianAdam(params, ck["optimizer"]["lr"], sparse=run.opt.sparse)
     opt.load_state_dict(ck["optimizer"])
+    opt.sparse = run.opt.sparse  # the config in force decides
     run.opt = opt
     if run.deltas is not None and ck["poses"] is not None:
         run.deltas.load_state_dict(ck["poses"])
