@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from splat.match.features import Features, detect_features, match_descriptors
+from splat.match.features import Features, detect_features, fundamental_from_poses, match_descriptors, match_guided
 from splat.match.graph import select_pairs
 from splat.poses.bundle import Observations, bundle_adjust, normalize_scale
 from splat.poses.rotations import select_hypotheses
@@ -91,14 +91,14 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
     return _Problem(feats, tentative, loose, sizes), times
 
 
-def pair_hypotheses(prob: _Problem, K: np.ndarray, cfg: SparseViewConfig, pairs=None):
+def pair_hypotheses(prob: _Problem, K: np.ndarray, cfg: SparseViewConfig, pairs=None, thorough: bool = True):
     """(i,j) -> list of Hypothesis for every matched pair (or the given subset)."""
     out = {}
     for (i, j), m in prob.tentative.items():
         if pairs is not None and (i, j) not in pairs:
             continue
         xy0, xy1 = prob.features[i].keypoints[m[:, 0]], prob.features[j].keypoints[m[:, 1]]
-        out[(i, j)] = pose_hypotheses(xy0, xy1, K[i], K[j], cfg.thresh_px)
+        out[(i, j)] = pose_hypotheses(xy0, xy1, K[i], K[j], cfg.thresh_px, thorough=thorough)
     return out
 
 
@@ -163,6 +163,31 @@ def refine(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, trac
         X[pt_ids] = res.points.numpy()
     good = _track_quality(tracks, K, w2c, X, reg, cfg.reproj_px)
     return K, w2c, X, good
+
+
+def guided_matches(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: SparseViewConfig,
+                   mode: str = "guided") -> dict[tuple[int, int], np.ndarray]:
+    """Re-verify matches against solved poses: epipolar-band matching ('guided') or the loose
+    ratio-test matches filtered by the epipolar constraint ('loose'); points must lie in front."""
+    out = {}
+    for (i, j) in prob.tentative:
+        if not (reg[i] and reg[j]):
+            continue
+        fi, fj = prob.features[i], prob.features[j]
+        if mode == "guided":
+            m = match_guided(fi, fj, fundamental_from_poses(K[i], K[j], w2c[i], w2c[j]), cfg.thresh_px, 0.9)
+        else:
+            m = prob.loose[(i, j)]
+        if len(m) == 0:
+            continue
+        n0 = normalize_points(fi.keypoints[m[:, 0]], K[i])
+        n1 = normalize_points(fj.keypoints[m[:, 1]], K[j])
+        Rij = w2c[j, :3, :3] @ w2c[i, :3, :3].T
+        t = w2c[j, :3, 3] - Rij @ w2c[i, :3, 3]
+        inl = score_pose(Rij, t / max(np.linalg.norm(t), 1e-12), n0, n1, K[i, 0, 0], cfg.thresh_px)
+        if inl.sum() >= 8:
+            out[(i, j)] = m[inl]
+    return out
 
 
 def _observations(tracks: Tracks, reg: np.ndarray, good: np.ndarray):
@@ -232,7 +257,7 @@ def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[fl
     for f in cands:
         K = intrinsics(f, prob.sizes)
         pairs = {e for e in prob.tentative if e[0] in views and e[1] in views}
-        sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg, pairs), cfg, views=views, log=log)
+        sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg, pairs, thorough=False), cfg, views=views, log=log)
         if sol is None or sol["registered"].sum() < 2:
             scores[float(f)] = (0, float(f))
             continue

@@ -87,14 +87,22 @@ def pose_hypotheses(
     K1: np.ndarray,
     thresh_px: float = 2.0,
     min_inliers: int = 12,
+    thorough: bool = True,
 ) -> list[Hypothesis]:
-    """Relative pose hypotheses for tentative matches xy0, xy1 (N,2 pixels), best score first."""
+    """Relative pose hypotheses for tentative matches xy0, xy1 (N,2 pixels), best score first.
+
+    Sources: OpenCV USAC_ACCURATE essential matrix, with `thorough` also COLMAP's LO-RANSAC
+    (slower, better on weak pairs), a second essential matrix on the first one's outliers, and
+    the homography decompositions.
+    """
     if len(xy0) < min_inliers:
         return []
     n0, n1 = normalize_points(xy0, K0), normalize_points(xy1, K1)
     f = float(K0[0, 0] + K1[0, 0]) / 2
     raw: list[tuple[np.ndarray, np.ndarray, str]] = []
     raw += _essential_solutions(n0, n1, f, thresh_px, "E")
+    if thorough:
+        raw += _colmap_essential(xy0, xy1, K0, K1, thresh_px)
     if raw:  # a second motion among the matches the first one does not explain
         out = ~score_pose(raw[0][0], raw[0][1], n0, n1, f, thresh_px)
         if out.sum() >= min_inliers:
@@ -120,7 +128,7 @@ def _same(h: Hypothesis, R: np.ndarray, t: np.ndarray) -> bool:
 def _essential_solutions(n0, n1, f, thresh_px, tag):
     if len(n0) < 5:
         return []
-    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), cv2.USAC_MAGSAC, 0.9999, thresh_px / f)
+    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), cv2.USAC_ACCURATE, 0.9999, thresh_px / f)
     if E is None or mask is None:
         return []
     out = []
@@ -133,6 +141,26 @@ def _essential_solutions(n0, n1, f, thresh_px, tag):
         )
         out.append((best[0], best[1], tag))
     return out
+
+
+def _colmap_essential(xy0, xy1, K0, K1, thresh_px):
+    import pycolmap
+
+    def cam(K):
+        return pycolmap.Camera(
+            model="PINHOLE", width=int(2 * K[0, 2]), height=int(2 * K[1, 2]),
+            params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
+        )
+
+    opts = pycolmap.RANSACOptions()
+    opts.max_error = thresh_px
+    opts.random_seed = 0
+    opts.min_num_trials = 300
+    r = pycolmap.estimate_essential_matrix(xy0, xy1, cam(K0), cam(K1), opts)
+    if not r:
+        return []
+    pose = r["cam2_from_cam1"]
+    return [(pose.rotation.matrix(), np.asarray(pose.translation, float), "Ecolmap")]
 
 
 def _homography_solutions(xy0, xy1, K0, K1, thresh_px):

@@ -1,0 +1,110 @@
+"""Pose-estimation benchmark on the committed POV-Ray scenes (Tanks & Temples split).
+
+For every scene under scenes/ with a ground-truth model (sparse/0) and for 3, 6 and 12 training
+views (splat.io.datasets.tnt_split), runs our sparse-view solver and pycolmap on the same images
+and prints: registered views, ATE (Sim(3)-aligned camera centres) relative to the camera spread,
+focal error, runtime. The machine load is printed too: runtimes on a shared box are noisy.
+
+    python scripts/bench_poses.py                       # everything
+    python scripts/bench_poses.py --scenes statues --views 3 6 --methods sparse
+    python scripts/bench_poses.py --known-focal         # give the true focal (isolates poses)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from splat.geometry.align import ate  # noqa: E402
+from splat.io.datasets import load_scene, tnt_split  # noqa: E402
+
+
+def run_method(method: str, images, focal):
+    t0 = time.perf_counter()
+    if method == "sparse":
+        from splat.poses.sparse_view import solve_sparse_views
+
+        r = solve_sparse_views(images, focal, log=lambda *a, **k: None)
+        K, w2c, reg = r.K, r.w2c, r.registered
+    else:
+        from splat.poses.colmap_sfm import colmap_poses
+
+        r = colmap_poses(images, focal=focal)
+        K, w2c, reg = r.K, r.w2c, r.registered
+    return K, w2c, reg, time.perf_counter() - t0
+
+
+def evaluate(K, w2c, reg, gt) -> dict:
+    n = int(reg.sum())
+    out = {"registered": n, "views": len(reg)}
+    if n >= 3:
+        c = -np.einsum("vji,vj->vi", w2c[:, :3, :3], w2c[:, :3, 3])
+        a = ate(torch.from_numpy(c[reg]), gt.centers[torch.from_numpy(reg)])
+        out["ate_rel"] = a["rel"]
+    else:
+        out["ate_rel"] = float("nan")
+    if n:
+        f_gt = float(gt.K[0, 0, 0])
+        out["focal_err_pct"] = 100 * (float(K[reg][0, 0, 0]) / f_gt - 1)
+    else:
+        out["focal_err_pct"] = float("nan")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", nargs="*", help="scene folder names (default: all with sparse/0)")
+    ap.add_argument("--views", nargs="*", type=int, default=[3, 6, 12])
+    ap.add_argument("--methods", nargs="*", default=["sparse", "colmap"])
+    ap.add_argument("--known-focal", action="store_true", help="give both methods the true focal")
+    ap.add_argument("--json", help="also write the rows to this file")
+    args = ap.parse_args()
+
+    os.environ.setdefault("GLOG_minloglevel", "2")  # quiet COLMAP
+    scenes = sorted(p.parent.parent.name for p in (ROOT / "scenes").glob("*/sparse/0"))
+    if args.scenes:
+        scenes = [s for s in scenes if s in args.scenes]
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    header = f"{'scene':<11} {'views':>5} {'method':<7} {'registered':>10} {'ATE/spread':>10} {'focal err':>9} {'time':>7}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for name in scenes:
+        scene = load_scene(ROOT / "scenes" / name)
+        n_frames = len(scene.images)
+        for n in args.views:
+            train, _ = tnt_split(n_frames, n)
+            images = [scene.images.images[k] for k in train]
+            gt = scene.cameras[list(train)]
+            focal = float(gt.K[0, 0, 0]) if args.known_focal else None
+            for method in args.methods:
+                try:
+                    K, w2c, reg, secs = run_method(method, images, focal)
+                    row = evaluate(K, w2c, reg, gt)
+                except Exception as e:  # noqa: BLE001 - a failure is a row of the table
+                    row, secs = {"registered": 0, "views": n, "ate_rel": float("nan"),
+                                 "focal_err_pct": float("nan"), "error": str(e)}, float("nan")
+                row.update(scene=name, n=n, method=method, seconds=secs, load=os.getloadavg()[0])
+                rows.append(row)
+                print(
+                    f"{name:<11} {n:>5} {method:<7} {row['registered']:>5}/{n:<4} {100 * row['ate_rel']:>9.2f}% "
+                    f"{row['focal_err_pct']:>8.2f}% {secs:>6.1f}s",
+                    flush=True,
+                )
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
