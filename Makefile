@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 demo: setup
-	$(BIN)/splat fit scenes/demo --out runs/demo
+	$(BIN)/splat fit scenes/demo --out runs/demo --steps 600
 
 bench: setup
 	$(BIN)/python scripts/bench_raster.py

@@ -46,13 +46,13 @@ struct alignas(64) GRec {
 static_assert(sizeof(GRec) == 64, "GRec is one cache line");
 
 struct Frame {
-  int W, H, ts, tiles_x, tiles_y, n_tiles, nb, stride;  // nb blocks of 8 lanes per tile row
+  int W, H, ts, tiles_x, tiles_y, n_tiles, stride;  // stride: lanes per tile row in the scratch
   Frame(int width, int height, int tile) : W(width), H(height), ts(tile) {
     tiles_x = (W + ts - 1) / ts;
     tiles_y = (H + ts - 1) / ts;
     n_tiles = tiles_x * tiles_y;
-    nb = (ts + kLanes - 1) / kLanes;
-    stride = nb * kLanes;
+    // Blocks of 8 lanes start anywhere in a row, so a row is padded by one block (inactive lanes).
+    stride = ((ts + kLanes - 1) / kLanes + 1) * kLanes;
   }
 };
 
@@ -246,10 +246,8 @@ struct TileScratch {
       : n(n_), T(n_), C0(n_), C1(n_), C2(n_), D(n_), G0(n_), G1(n_), G2(n_), GD(n_), S(n_), stop(n_) {}
 };
 
-inline vf lane_centres(int x) {  // pixel centres x + lane + 0.5 of one 8-pixel block
-  vf v;
-  for (int i = 0; i < kLanes; ++i) v[i] = float(x + i) + 0.5f;
-  return v;
+inline vf lane_centres(int x) {  // pixel centres x + lane + 0.5 of 8 pixels (exact in float32)
+  return float(x) + vf{0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f};
 }
 
 struct TileGeom {
@@ -284,10 +282,18 @@ struct TileGeom {
 };
 
 // sigma and alpha of a Gaussian on 8 pixels, in the contract's float32 operation order.
+// A Gaussian's parameters broadcast to all lanes once per tile (locals: no reloads through aliasing).
+struct GaussVec {
+  vf mx, a, b, o, cr, cg, cb, d;
+  explicit GaussVec(const GRec& g)
+      : mx(splat(g.mx)), a(splat(g.a)), b(splat(g.b)), o(splat(g.o)), cr(splat(g.cr)), cg(splat(g.cg)),
+        cb(splat(g.cb)), d(splat(g.d)) {}
+};
+
 struct Eval {
   vf dx, sigma, e, oe, alpha;
   vi ok;  // sigma >= 0 and alpha >= 1/255
-  inline Eval(const GRec& g, vf pxc, float dy, float cyy) {
+  inline Eval(const GaussVec& g, vf pxc, vf dy, vf cyy) {
     dx = g.mx - pxc;
     sigma = 0.5f * ((g.a * dx) * dx + cyy) + (g.b * dx) * dy;
     e = exp_neg(-sigma);
@@ -307,8 +313,6 @@ void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, 
   const TileGeom tg(t, f);
   const int begin = toff[t], n = toff[t + 1] - begin;
   int row_alive[kMaxTile], alive = tg.rows * tg.cols;
-  vf pxc[kMaxTile / kLanes];
-  for (int b = 0; b < f.nb; ++b) pxc[b] = lane_centres(tg.x_lo + b * kLanes);
   for (int r = 0; r < tg.rows; ++r) {
     row_alive[r] = tg.cols;
     for (int k = 0; k < f.stride; ++k) {
@@ -323,16 +327,17 @@ void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, 
     int r0, r1, c0[kMaxTile + kLanes], c1[kMaxTile + kLanes];
     if (!tg.spans(g, r0, r1, c0, c1)) continue;
     const vi jv = splat_i(j);
+    const GaussVec gv(g);
     for (int r = r0; r <= r1; ++r) {
       if (row_alive[r] == 0 || c0[r] > c1[r]) continue;
-      const float dy = g.my - (float(tg.y_lo + r) + 0.5f);
-      const float cyy = (g.c * dy) * dy;
-      for (int b = c0[r] / kLanes; b <= c1[r] / kLanes; ++b) {
-        const int i = r * f.stride + b * kLanes;
+      const float dy_s = g.my - (float(tg.y_lo + r) + 0.5f);
+      const vf dy = splat(dy_s), cyy = splat((g.c * dy_s) * dy_s);
+      for (int x = c0[r]; x <= c1[r]; x += kLanes) {  // blocks start at the span, not 8-aligned
+        const int i = r * f.stride + x;
         const vi stop = load_i(s.stop.p + i);
         const vi live = stop > jv;
         if (!movemask(live)) continue;  // all 8 pixels already terminated
-        const Eval ev(g, pxc[b], dy, cyy);
+        const Eval ev(gv, lane_centres(tg.x_lo + x), dy, cyy);
         const vi valid = ev.ok & live;
         const vf T = load(s.T.p + i);
         const vf next_T = T * (1.0f - ev.alpha);
@@ -342,10 +347,10 @@ void forward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, 
         STAT(1, __builtin_popcount(movemask(use)));
         STAT(2, __builtin_popcount(movemask(ev.ok)));
         const vf w = select(use, ev.alpha * T, splat(0.0f));
-        store(s.C0.p + i, fmadd(w, splat(g.cr), load(s.C0.p + i)));
-        store(s.C1.p + i, fmadd(w, splat(g.cg), load(s.C1.p + i)));
-        store(s.C2.p + i, fmadd(w, splat(g.cb), load(s.C2.p + i)));
-        store(s.D.p + i, fmadd(w, splat(g.d), load(s.D.p + i)));
+        store(s.C0.p + i, fmadd(w, gv.cr, load(s.C0.p + i)));
+        store(s.C1.p + i, fmadd(w, gv.cg, load(s.C1.p + i)));
+        store(s.C2.p + i, fmadd(w, gv.cb, load(s.C2.p + i)));
+        store(s.D.p + i, fmadd(w, gv.d, load(s.D.p + i)));
         store(s.T.p + i, select(use, next_T, T));
         const int m = movemask(term);
         if (m) {
@@ -439,22 +444,24 @@ struct BwdIn {
 // Gradient row of Gaussian g at one tile: d(mx, my, a, b, c, o, r, g, b, depth), summed over the
 // tile's pixels back to front. dL/dalpha_i = T_i (G.c_i + gD d_i) - S_i / (1 - alpha_i), where
 // S_i = sum_{j>i} w_j (G.c_j + gD d_j) + T_N (G.bg - gA) is kept per pixel.
-inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Frame& f, const vf* pxc,
+inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Frame& f,
                               const int* row_last, TileScratch& s, float* row_out) {
   vf acc[kGradCols];
   for (auto& a : acc) a = splat(0.0f);
   int r0, r1, c0[kMaxTile + kLanes], c1[kMaxTile + kLanes];
   if (tg.spans(g, r0, r1, c0, c1)) {
     const vi jv = splat_i(j);
+    const GaussVec gv(g);
+    const vf gcv = splat(g.c);
     for (int r = r0; r <= r1; ++r) {
       if (row_last[r] <= j || c0[r] > c1[r]) continue;
-      const float dy = g.my - (float(tg.y_lo + r) + 0.5f);
-      const float cyy = (g.c * dy) * dy;
-      for (int b = c0[r] / kLanes; b <= c1[r] / kLanes; ++b) {
-        const int i = r * f.stride + b * kLanes;
+      const float dy_s = g.my - (float(tg.y_lo + r) + 0.5f);
+      const vf dy = splat(dy_s), cyy = splat((g.c * dy_s) * dy_s), half_dy = splat(0.5f * dy_s);
+      for (int x = c0[r]; x <= c1[r]; x += kLanes) {
+        const int i = r * f.stride + x;
         const vi live = load_i(s.stop.p + i) > jv;  // Gaussian j was composited only before `last`
         if (!movemask(live)) continue;
-        const Eval ev(g, pxc[b], dy, cyy);
+        const Eval ev(gv, lane_centres(tg.x_lo + x), dy, cyy);
         const vi valid = ev.ok & live;
         STAT(3, 1);
         if (!movemask(valid)) continue;
@@ -463,7 +470,7 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
         const vf inv = 1.0f / (1.0f - ev.alpha);
         const vf T_i = T * inv;  // transmittance in front of this Gaussian
         const vf w = select(valid, ev.alpha * T_i, splat(0.0f));
-        const vf gc = fmadd(G0, splat(g.cr), fmadd(G1, splat(g.cg), fmadd(G2, splat(g.cb), GD * g.d)));
+        const vf gc = fmadd(G0, gv.cr, fmadd(G1, gv.cg, fmadd(G2, gv.cb, GD * gv.d)));
         const vf d_alpha = select(valid, T_i * gc - S * inv, splat(0.0f));
         store(s.S.p + i, fmadd(w, gc, S));
         store(s.T.p + i, select(valid, T_i, T));
@@ -476,11 +483,11 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
         const vf d_sigma = -(d_a * ev.oe);
         // sigma = a dx^2 / 2 + b dx dy + c dy^2 / 2 with dx = mx - px, dy = my - py.
         const vf dxs = d_sigma * ev.dx, dys = d_sigma * dy;
-        acc[0] = fmadd(dxs, splat(g.a), fmadd(dys, splat(g.b), acc[0]));
-        acc[1] = fmadd(dxs, splat(g.b), fmadd(dys, splat(g.c), acc[1]));
+        acc[0] = fmadd(dxs, gv.a, fmadd(dys, gv.b, acc[0]));
+        acc[1] = fmadd(dxs, gv.b, fmadd(dys, gcv, acc[1]));
         acc[2] = fmadd(0.5f * dxs, ev.dx, acc[2]);
-        acc[3] = fmadd(dxs, splat(dy), acc[3]);
-        acc[4] = fmadd(dys, splat(0.5f * dy), acc[4]);
+        acc[3] = fmadd(dxs, dy, acc[3]);
+        acc[4] = fmadd(dys, half_dy, acc[4]);
       }
     }
   }
@@ -495,8 +502,6 @@ void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids,
   int row_last[kMaxTile];
   int tile_last = 0;
   double bgs[3] = {0, 0, 0};
-  vf pxc[kMaxTile / kLanes];
-  for (int b = 0; b < f.nb; ++b) pxc[b] = lane_centres(tg.x_lo + b * kLanes);
   for (int r = 0; r < tg.rows; ++r) {
     row_last[r] = 0;
     for (int k = 0; k < f.stride; ++k) {
@@ -521,7 +526,7 @@ void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids,
   std::memset(tile_rows + int64_t(tile_last) * kGradCols, 0, sizeof(float) * kGradCols * (n - tile_last));
   for (int j = tile_last - 1; j >= 0; --j) {
     if (j >= 4) __builtin_prefetch(&recs[gids[begin + j - 4]]);
-    backward_gaussian(recs[gids[begin + j]], j, tg, f, pxc, row_last, s, tile_rows + int64_t(j) * kGradCols);
+    backward_gaussian(recs[gids[begin + j]], j, tg, f, row_last, s, tile_rows + int64_t(j) * kGradCols);
   }
 }
 

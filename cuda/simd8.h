@@ -78,15 +78,16 @@ static inline int movemask(vi m) {
 #endif
 }
 
-// exp(x) for x <= 0 (the kernel only needs exp(-sigma), sigma >= 0), accurate to about one ulp;
-// exactly 0 below -87 (alpha is then far under 1/255), exp(0) == 1 exactly. Always finite: x > 0
-// (a negative sigma, masked out by the caller) gives 1 and NaN gives a finite value.
+// exp(x) for x <= 0 (the kernel only needs exp(-sigma), sigma >= 0), accurate to about one ulp,
+// exp(0) == 1 exactly. Always finite: x is clamped to [-87, 0] (below -87 the result, ~1e-38, is far
+// under any alpha threshold; x > 0 comes from a negative sigma that the caller masks out; NaN -> -87).
 // x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to degree 7 (truncation < 6e-9).
 static inline vf exp_neg(vf x) {
-  const vf xc = vmin(x > -87.0f ? x : splat(-87.0f), splat(0.0f));  // NaN -> -87
-  const vf magic = splat(12582912.0f);             // 1.5 * 2^23: adding it rounds to an integer
-  const vf n = (xc * 1.44269504088896341f + magic) - magic;
-  const vf r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 split: the first product is exact
+  const vf xc = vmin(x > -87.0f ? x : splat(-87.0f), splat(0.0f));
+  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer (in the low bits)
+  const vf shifted = xc * 1.44269504088896341f + magic;
+  const vf n = shifted - magic;
+  const vf r = fmadd(n, splat(2.12194440e-4f), fmadd(n, splat(-0.693359375f), xc));  // ln2 split in two
   vf p = splat(1.0f / 5040.0f);
   p = fmadd(p, r, splat(1.0f / 720.0f));
   p = fmadd(p, r, splat(1.0f / 120.0f));
@@ -95,10 +96,13 @@ static inline vf exp_neg(vf x) {
   p = fmadd(p, r, splat(0.5f));
   p = fmadd(p, r, splat(1.0f));
   p = fmadd(p, r, splat(1.0f));
-  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  vi bits, magic_bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  std::memcpy(&magic_bits, &magic, sizeof magic_bits);
+  bits = (bits - magic_bits + 127) << 23;  // 2^n
   vf scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return select(x < -87.0f, splat(0.0f), p * scale);
+  return p * scale;
 }
 
 // Lane sums of v[0..7] in a fixed order, written to out[0..7].

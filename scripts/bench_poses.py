@@ -26,7 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from splat.geometry.align import ate  # noqa: E402
-from splat.io.datasets import load_scene, tnt_split  # noqa: E402
+from splat.io.colmap import read_model  # noqa: E402
+from splat.io.datasets import _fit_cameras, load_scene, tnt_split  # noqa: E402
+from splat.io.images import load_image_folder  # noqa: E402
+
+
+def load_gt_scene(folder: Path):
+    """(images, cameras) of a scene; `<name>_gt/sparse/0` holds the model of `<name>/` (the demo)."""
+    if folder.name.endswith("_gt") and (folder.parent / folder.name[:-3]).is_dir():
+        images = load_image_folder(folder.parent / folder.name[:-3])
+        return images, _fit_cameras(read_model(folder / "sparse" / "0"), images)
+    scene = load_scene(folder)
+    return scene.images, scene.cameras
 
 
 def run_method(method: str, images, focal):
@@ -72,6 +83,7 @@ def main() -> None:
 
     os.environ.setdefault("GLOG_minloglevel", "2")  # quiet COLMAP
     scenes = sorted(p.parent.parent.name for p in (ROOT / "scenes").glob("*/sparse/0"))
+    scenes = [s for s in scenes if s != "demo_gt"] + (["demo_gt"] if "demo_gt" in scenes else [])
     if args.scenes:
         scenes = [s for s in scenes if s in args.scenes]
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -80,12 +92,12 @@ def main() -> None:
     print("-" * len(header))
     rows = []
     for name in scenes:
-        scene = load_scene(ROOT / "scenes" / name)
-        n_frames = len(scene.images)
+        scene_images, scene_cameras = load_gt_scene(ROOT / "scenes" / name)
+        n_frames = len(scene_images)
         for n in args.views:
             train, _ = tnt_split(n_frames, n)
-            images = [scene.images.images[k] for k in train]
-            gt = scene.cameras[list(train)]
+            images = [scene_images.images[k] for k in train]
+            gt = scene_cameras[list(train)]
             focal = float(gt.K[0, 0, 0]) if args.known_focal else None
             for method in args.methods:
                 try:

@@ -213,10 +213,13 @@ def main() -> None:
     backends = args.backends.split(",") if args.backends else available_backends()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     resolutions = [tuple(int(v) for v in r.split("x")) for r in args.res.split(",")]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {'comp fwd':>10} {'comp f+b':>10} {'rend fwd':>10} {'rend f+b':>10}"
+    cols = "".join(f"{c:>10}" for c in ("comp fwd", "comp f+b", "rend fwd", "rend f+b"))
+    header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {cols}"
     print(header + "   (ms, median)")
     speedups, profiles = [], []
     for kind in args.scenes.split(","):
@@ -234,7 +237,9 @@ def main() -> None:
                     cells = "".join(f"{v:>10.1f}" for v in results[b])
                     print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} {b:>7} {cells}", flush=True)
                 if "cpu" in results and "torch" in results:
-                    speedups.append((kind, n, W, H, [t / c for t, c in zip(results["torch"], results["cpu"])]))
+                    speedups.append(
+                        (kind, n, W, H, [t / c for t, c in zip(results["torch"], results["cpu"])])
+                    )
                 if "cpu" in backends:
                     profiles.append((kind, n, W, H, cpu_profile(g, inputs, W, H, 3)))
     if speedups:

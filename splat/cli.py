@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from splat.errors import SplatError
 
@@ -42,13 +43,33 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         budget_rule=args.budget_rule, views=args.views.split(",") if args.views else None,
         device=args.device, seed=args.seed, train=train,
     )
-    metrics = fit(args.images, out, cfg, resume=args.resume)
+    live = {}
+
+    def start_live_view(gaussians, cameras, images):
+        from splat.train.trainer import params_to_gaussians
+        from viewer.live import LiveView
+
+        live["view"] = view = LiveView.start(gaussians, cameras, images, host=args.host, port=args.port)
+        detached = lambda params: params_to_gaussians({k: v.detach() for k, v in params.items()})  # noqa: E731
+        return [lambda r: view.on_step(r.step, detached(r.params), r.loss, r.psnr)]
+
+    metrics = fit(args.images, out, cfg, resume=args.resume, on_train_start=start_live_view if args.view else None)
     t = metrics["seconds"]
     print(
         f"done in {metrics['seconds_total']:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in t.items())}); "
         f"{metrics['gaussians_final']} Gaussians"
     )
     print(f"outputs in {out}/ (splat.ply, cameras/, metrics.json); view with: splat view {out}")
+    if "view" in live:
+        from splat.io.ply import read_ply
+
+        live["view"].finish("training finished", read_ply(out / "splat.ply"))
+        print("the live view stays open; Ctrl-C to stop", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            live["view"].close()
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -104,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda"], help="rasterizer backend")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--view", action="store_true", help="watch training live in the browser viewer")
+    p.add_argument("--host", default="127.0.0.1", help="viewer address (with --view)")
+    p.add_argument("--port", type=int, default=8080, help="viewer port (with --view)")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")

@@ -158,8 +158,14 @@ def stage_init(run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitCo
     return gaussians
 
 
-def fit(images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: bool = False) -> dict:
-    """Run the whole pipeline; returns the metrics dict also written to OUT/metrics.json."""
+def fit(
+    images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: bool = False, on_train_start=None
+) -> dict:
+    """Run the whole pipeline; returns the metrics dict also written to OUT/metrics.json.
+
+    `on_train_start(gaussians, cameras, images) -> list of callbacks` lets a caller (the live viewer)
+    watch training: each callback receives a splat.train.StepReport after every step.
+    """
     from splat.io.colmap import write_model
     from splat.io.images import load_image_folder, require_views
     from splat.io.ply import write_ply
@@ -182,7 +188,8 @@ def fit(images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: 
     with clock("init"):
         gaussians = stage_init(run, images, cameras, cfg, resume)
     with clock("train"):
-        result = train(gaussians, cameras, images, cfg.train_config(device), checkpoint_dir=run / "checkpoints", resume=resume)
+        callbacks = on_train_start(gaussians, cameras, images) if on_train_start else []
+        result = train(gaussians, cameras, images, cfg.train_config(device), callbacks=callbacks, checkpoint_dir=run / "checkpoints", resume=resume)
     with clock("export"):
         write_ply(run / "splat.ply", result.gaussians)
         write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))

@@ -107,7 +107,9 @@ def out_grads(W, H):
     return [torch.randn(H, W, 3), torch.randn(H, W), torch.randn(H, W)]
 
 
-@pytest.mark.parametrize(("W", "H", "N", "tile_size"), [(128, 96, 400, 16), (64, 48, 200, 8), (75, 53, 250, 12)])
+@pytest.mark.parametrize(
+    ("W", "H", "N", "tile_size"), [(128, 96, 400, 16), (64, 48, 200, 8), (75, 53, 250, 12)]
+)
 def test_matches_torch_reference(W, H, N, tile_size):
     inputs, bg, og = screen_gaussians(N, W, H), torch.rand(3), out_grads(W, H)
     got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og, tile_size=tile_size)
@@ -221,7 +223,9 @@ def test_bit_identical_across_runs_and_thread_counts():
 def test_float64_inputs_give_float64_grads():
     W, H = 32, 24
     inputs = [x.double() if x.is_floating_point() else x for x in screen_gaussians(40, W, H)]
-    _, grads = run_with_grads(composite_cpu, inputs, W, H, torch.rand(3, dtype=torch.float64), out_grads(W, H))
+    _, grads = run_with_grads(
+        composite_cpu, inputs, W, H, torch.rand(3, dtype=torch.float64), out_grads(W, H)
+    )
     assert all(g.dtype == torch.float64 for g in grads)
 
 

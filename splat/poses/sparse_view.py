@@ -13,7 +13,7 @@ Principal points are the image centres.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -293,7 +293,16 @@ def solve_sparse_views(
         return SparseViewResult(K, np.tile(np.eye(4), (V, 1, 1)), np.zeros(V, bool), np.zeros((0, 3)),
                                 np.zeros((0, 3), np.float32), focal, {"times": times, **diag})
     t0 = time.perf_counter()
-    K, w2c, X, good = refine(prob, K, sol["w2c"], sol["registered"], sol["tracks"], cfg)
+    reg = sol["registered"]
+    K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg)
+    # re-verify the loose matches against the solved cameras with a shrinking threshold, so
+    # matches the first pass missed (weak pairs, repetitive texture) join the tracks
+    for thresh in (4.0, 2.0, 1.0):
+        c = replace(cfg, thresh_px=thresh)
+        matches = guided_matches(prob, K, w2c, reg, c, "loose")
+        tracks = build_tracks([f.keypoints for f in prob.features], matches)
+        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c)
+    sol["tracks"] = tracks
     times["bundle_adjustment"] = time.perf_counter() - t0
     return _result(prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag})
 

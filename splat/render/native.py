@@ -85,7 +85,9 @@ def load_native() -> ModuleType:
             return _state["module"]  # type: ignore[return-value]
         missing = [n for n in SOURCES if not (SOURCE_DIR / n).is_file()]
         if missing:
-            raise SplatError(f"kernel sources missing in {SOURCE_DIR}: {missing} (reinstall from the repository)")
+            raise SplatError(
+                f"kernel sources missing in {SOURCE_DIR}: {missing} (reinstall from the repository)"
+            )
         _ensure_tools()
         from torch.utils.cpp_extension import load
 
@@ -136,7 +138,9 @@ class CompositeCPU(torch.autograd.Function):
     """Autograd wrapper of the kernel; outputs image (H,W,3), alpha (H,W), depth (H,W)."""
 
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, depths, radii, width, height, background, tile_size, threads):
+    def forward(
+        ctx, means2d, conics, colors, opacities, depths, radii, width, height, background, tile_size, threads
+    ):
         ext = load_native()
         outs = ext.forward(
             _f32(means2d), _f32(conics), _f32(colors), _f32(opacities.reshape(-1)), _f32(depths.reshape(-1)),
