@@ -21,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "simd8.h"
@@ -188,6 +189,14 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   // Chunks of the depth order (their number depends on the data only, not on the thread count)
   // count per tile, then fill: each tile list comes out in (depth, index) order.
   const int64_t nvis = int64_t(order.size());
+  struct Visit { int32_t x0, x1, y0, y1, g, row; };  // one visible Gaussian, in depth order
+  std::vector<Visit> visits(nvis);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < nvis; ++i) {
+    const int32_t g = order[i];
+    const int32_t* rc = &rect[4 * int64_t(g)];
+    visits[i] = Visit{rc[0], rc[1], rc[2], rc[3], g, goff[g]};
+  }
   const int n_chunks = int(std::min<int64_t>(16, std::max<int64_t>(1, nvis / 16384)));
   std::vector<int64_t> cursor(int64_t(n_chunks) * f.n_tiles, 0);
   auto chunk_lo = [&](int c) { return nvis * c / n_chunks; };
@@ -195,9 +204,9 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   for (int c = 0; c < n_chunks; ++c) {
     int64_t* hist = &cursor[int64_t(c) * f.n_tiles];
     for (int64_t i = chunk_lo(c); i < chunk_lo(c + 1); ++i) {
-      const int32_t* rc = &rect[4 * int64_t(order[i])];
-      for (int ty = rc[2]; ty < rc[3]; ++ty)
-        for (int tx = rc[0]; tx < rc[1]; ++tx) ++hist[ty * f.tiles_x + tx];
+      const Visit& v = visits[i];
+      for (int ty = v.y0; ty < v.y1; ++ty)
+        for (int tx = v.x0; tx < v.x1; ++tx) ++hist[ty * f.tiles_x + tx];
     }
   }
   out.tile_offsets = torch::empty({f.n_tiles + 1}, torch::kInt32);
@@ -220,13 +229,12 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   for (int c = 0; c < n_chunks; ++c) {
     int64_t* cur = &cursor[int64_t(c) * f.n_tiles];
     for (int64_t i = chunk_lo(c); i < chunk_lo(c + 1); ++i) {
-      const int32_t g = order[i];
-      const int32_t* rc = &rect[4 * int64_t(g)];
-      int32_t row = goff[g];
-      for (int ty = rc[2]; ty < rc[3]; ++ty)
-        for (int tx = rc[0]; tx < rc[1]; ++tx) {
+      const Visit& v = visits[i];
+      int32_t row = v.row;
+      for (int ty = v.y0; ty < v.y1; ++ty)
+        for (int tx = v.x0; tx < v.x1; ++tx) {
           const int64_t pos = cur[ty * f.tiles_x + tx]++;
-          gids[pos] = g;
+          gids[pos] = v.g;
           pos_of[row++] = int32_t(pos);
         }
     }
@@ -543,8 +551,17 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
   const int nt = resolve_threads(num_threads);
   const int64_t N = recs_t.size(0), M = gids.size(0);
   const double t0 = now();
-  auto rows_t = torch::empty({M, kGradCols}, torch::kFloat32);
-  float* rows = rows_t.data_ptr<float>();
+  // Gradient rows live in a buffer kept between calls: fresh allocations this large are mmapped and
+  // every call would pay page faults on first touch. (Calls are serialised by the lock.)
+  static std::mutex rows_mutex;
+  static std::unique_ptr<float[]> rows_buf;
+  static size_t rows_cap = 0;
+  std::lock_guard<std::mutex> lock(rows_mutex);
+  if (rows_cap < size_t(M) * kGradCols) {
+    rows_cap = size_t(M) * kGradCols + size_t(M) * kGradCols / 4 + 64;
+    rows_buf.reset(new float[rows_cap]);
+  }
+  float* rows = rows_buf.get();
   std::vector<double> bg_tiles(3 * size_t(f.n_tiles));
   const auto* recs = reinterpret_cast<const GRec*>(recs_t.data_ptr<float>());
   const BwdIn in{g_image.data_ptr<float>(), g_alpha.data_ptr<float>(), g_depth.data_ptr<float>(),
