@@ -24,7 +24,7 @@ test: setup
 
 demo: setup
 	# Ground-truth poses for now: the pose-free solver is too slow on 2 cores yet (see docs/STATUS.md).
-	$(BIN)/splat fit scenes/demo --out runs/demo --poses given:scenes/demo_gt/sparse/0 --steps 600
+	$(BIN)/splat fit scenes/demo --out runs/demo --poses given:scenes/demo_gt/sparse/0 --steps 300 --budget 100000
 
 bench: setup
 	$(BIN)/python scripts/bench_raster.py

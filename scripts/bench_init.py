@@ -53,15 +53,29 @@ def main() -> None:
         rows.append((name, "edgs (all)", len(g), t_edgs, heldout_psnr(g, cams, images, test_idx)))
         for rule in ["random", "confidence", "voxel"]:
             gb = prune_to_budget(g, args.budget, rule, conf)
-            rows.append((name, f"edgs {rule} {args.budget // 1000}k", len(gb), t_edgs,
-                         heldout_psnr(gb, cams, images, test_idx)))
+            rows.append(
+                (
+                    name,
+                    f"edgs {rule} {args.budget // 1000}k",
+                    len(gb),
+                    t_edgs,
+                    heldout_psnr(gb, cams, images, test_idx),
+                )
+            )
         t0 = time.perf_counter()
         pts, cols = triangulate_known_poses(scene.root / "images", cams[list(train_idx)])
         gs = sparse_init(pts, cols)
-        rows.append((name, "3dgs sparse (pycolmap)", len(gs), time.perf_counter() - t0,
-                     heldout_psnr(gs, cams, images, test_idx)))
+        rows.append(
+            (
+                name,
+                "3dgs sparse (pycolmap)",
+                len(gs),
+                time.perf_counter() - t0,
+                heldout_psnr(gs, cams, images, test_idx),
+            )
+        )
         print(f"{name}: edgs report {report}", flush=True)
-    print(f"\n| scene | initializer | Gaussians | init time (s) | held-out PSNR step 0 (dB) |")
+    print("\n| scene | initializer | Gaussians | init time (s) | held-out PSNR step 0 (dB) |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4]:.2f} |")

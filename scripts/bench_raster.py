@@ -13,6 +13,8 @@ Scenes (camera at the origin looking down +z, focal 0.9 W):
 - realistic: Gaussians on a floor, a back wall and three spheres 2.5-8 m away, flattened along a
   random axis, sizes shrinking with N (radii from a few px to tens of px), opacities 0.5-0.9.
 - random: uniform in the frustum between 2 and 10 m, same sizes, opacities 0.05-0.95.
+The header line gives the load average and a single-thread matmul speed, to judge how busy the
+machine was (timings are wall clock). The torch reference is timed without warm-up, at most 3 runs.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def bench_composite(backend: str, inputs: list, W: int, H: int, args) -> tuple[f
         outs = fn(*leaves, inputs[5], W, H, bg)
         torch.autograd.backward(outs, grads)
 
-    warm, reps = (1, 3) if backend == "torch" else (args.warmup, args.reps)
+    warm, reps = (0, 3) if backend == "torch" else (args.warmup, args.reps)
     return median_ms(fwd, warm, reps, args.budget), median_ms(fwd_bwd, warm, reps, args.budget)
 
 
@@ -149,8 +151,22 @@ def bench_render(backend: str, g: Gaussians, W: int, H: int, args) -> tuple[floa
         if device == "cuda":
             torch.cuda.synchronize()
 
-    warm, reps = (1, 3) if backend == "torch" else (args.warmup, args.reps)
+    warm, reps = (0, 3) if backend == "torch" else (args.warmup, args.reps)
     return median_ms(fwd, warm, reps, args.budget), median_ms(fwd_bwd, warm, reps, args.budget)
+
+
+def machine_gflops() -> float:
+    """Single-thread float32 matmul speed (GFLOP/s, best of 5): how fast this CPU is right now."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.rand(512, 512), torch.rand(512, 512)
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    torch.set_num_threads(threads)
+    return 2 * 512**3 / best / 1e9
 
 
 def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[str, float]:
@@ -217,7 +233,8 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  torch {torch.__version__}  "
-          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  "
+          f"matmul {machine_gflops():.0f} GFLOP/s/thread")  # fmt: skip
     cols = "".join(f"{c:>10}" for c in ("comp fwd", "comp f+b", "rend fwd", "rend f+b"))
     header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {cols}"
     print(header + "   (ms, median)")

@@ -39,9 +39,16 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/{Path(args.images).resolve().name}")
     train = {k: v for k, v in {"steps": args.steps, "backend": args.backend}.items() if v is not None}
     cfg = FitConfig(
-        max_side=args.max_side, poses=args.poses, focal=args.focal, init=args.init, budget=args.budget,
-        budget_rule=args.budget_rule, views=args.views.split(",") if args.views else None,
-        device=args.device, seed=args.seed, train=train,
+        max_side=args.max_side,
+        poses=args.poses,
+        focal=args.focal,
+        init=args.init,
+        budget=args.budget,
+        budget_rule=args.budget_rule,
+        views=args.views.split(",") if args.views else None,
+        device=args.device,
+        seed=args.seed,
+        train=train,
     )
     live = {}
 
@@ -53,7 +60,9 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         detached = lambda params: params_to_gaussians({k: v.detach() for k, v in params.items()})  # noqa: E731
         return [lambda r: view.on_step(r.step, detached(r.params), r.loss, r.psnr)]
 
-    metrics = fit(args.images, out, cfg, resume=args.resume, on_train_start=start_live_view if args.view else None)
+    metrics = fit(
+        args.images, out, cfg, resume=args.resume, on_train_start=start_live_view if args.view else None
+    )
     t = metrics["seconds"]
     print(
         f"done in {metrics['seconds_total']:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in t.items())}); "

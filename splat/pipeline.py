@@ -111,9 +111,11 @@ def _cameras_from_given(path: str, names: list[str], sizes: list[tuple[int, int]
     return cameras_for_images(read_model(Path(path)), names, sizes, path)
 
 
-def stage_poses(run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool) -> Cameras:
+def stage_poses(
+    run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool
+) -> Cameras:
     """Cameras for the training images: given, resumed from RUN/poses, or estimated."""
-    from splat.io.colmap import read_model, write_model
+    from splat.io.colmap import write_model
 
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     if cfg.poses.startswith("given:"):
@@ -128,7 +130,9 @@ def stage_poses(run: Path, images: list[np.ndarray], names: list[str], cfg: FitC
     return result.cameras
 
 
-def stage_init(run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitConfig, resume: bool) -> Gaussians:
+def stage_init(
+    run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitConfig, resume: bool
+) -> Gaussians:
     """Initial Gaussians: given, resumed from RUN/init.ply, or built (EDGS or sparse), pruned to budget."""
     from splat.init.budget import prune_to_budget
     from splat.io.ply import read_ply, write_ply
@@ -140,7 +144,9 @@ def stage_init(run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitCo
     if cfg.init == "edgs":
         from splat.init.edgs import EdgsConfig, edgs_init
 
-        gaussians, conf, report = edgs_init(images, cameras.to(dtype=torch.float64), EdgsConfig(seed=cfg.seed))
+        gaussians, conf, report = edgs_init(
+            images, cameras.to(dtype=torch.float64), EdgsConfig(seed=cfg.seed)
+        )
     elif cfg.init == "sparse":
         from splat.init.sparse import sparse_init
         from splat.io.colmap import read_model
@@ -189,7 +195,15 @@ def fit(
         gaussians = stage_init(run, images, cameras, cfg, resume)
     with clock("train"):
         callbacks = on_train_start(gaussians, cameras, images) if on_train_start else []
-        result = train(gaussians, cameras, images, cfg.train_config(device), callbacks=callbacks, checkpoint_dir=run / "checkpoints", resume=resume)
+        result = train(
+            gaussians,
+            cameras,
+            images,
+            cfg.train_config(device),
+            callbacks=callbacks,
+            checkpoint_dir=run / "checkpoints",
+            resume=resume,
+        )
     with clock("export"):
         write_ply(run / "splat.ply", result.gaussians)
         write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))

@@ -272,5 +272,8 @@ class Gaussians:
             _check(not bool(bad.any()), f"Gaussians.{name} has non-finite values in {int(bad.sum())} rows")
         if N:
             norm_err = (self.quats.norm(dim=-1) - 1).abs().max()
-            _check(float(norm_err) < 1e-3, f"Gaussians.quats are not unit length (max |q|-1 = {float(norm_err):.2e})")
+            _check(
+                float(norm_err) < 1e-3,
+                f"Gaussians.quats are not unit length (max |q|-1 = {float(norm_err):.2e})",
+            )
         return self

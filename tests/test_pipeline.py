@@ -36,7 +36,9 @@ def test_fit_writes_every_stage_artifact(finished_run):
     assert read_model(out / "cameras").cameras.names == VIEWS
     g = read_ply(out / "splat.ply").validate()
     assert len(g) == metrics["gaussians_final"] <= metrics["gaussians_init"]
-    assert 500 < metrics["gaussians_init"] <= 3000  # dense: many more than a sparse SfM start, pruned to budget
+    assert (
+        500 < metrics["gaussians_init"] <= 3000
+    )  # dense: many more than a sparse SfM start, pruned to budget
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["seconds"]) == {"load", "poses", "init", "train", "export"}
     assert saved["train"]["steps"] == 12 and len(seen) == 12  # the callback saw every step

@@ -35,14 +35,19 @@ def gt_cameras_in_run_frame(run_cams: Cameras, gt_cams: Cameras) -> tuple[Camera
     gt = gt_cams[[gt_cams.index(n) for n in common]].centers.double()
     s, R, t = umeyama(gt, est)
     mapped = Cameras(
-        gt_cams.K.clone(), apply_sim3_to_w2c(gt_cams.w2c.double(), s, R, t), gt_cams.width, gt_cams.height,
+        gt_cams.K.clone(),
+        apply_sim3_to_w2c(gt_cams.w2c.double(), s, R, t),
+        gt_cams.width,
+        gt_cams.height,
         gt_cams.names,
     )
     report = ate(est, gt)
     return mapped, {k: report[k] for k in ("rmse", "rel")}
 
 
-def evaluate_run(run_dir: str | Path, gt_dir: str | Path, refine_steps: int = 200, backend: str = "auto") -> dict:
+def evaluate_run(
+    run_dir: str | Path, gt_dir: str | Path, refine_steps: int = 200, backend: str = "auto"
+) -> dict:
     """Score RUN against GT (COLMAP layout: images/ + sparse/0); writes RUN/eval.json and returns it."""
     from splat.eval.metrics import lpips, psnr, ssim
     from splat.io.atomic import atomic_write_text

@@ -27,8 +27,12 @@ def triangulate_known_poses(image_dir: str | Path, cameras: Cameras) -> tuple[np
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "PINHOLE"
         pycolmap.extract_features(
-            db, image_dir, image_names=list(cameras.names), camera_mode=pycolmap.CameraMode.PER_IMAGE,
-            reader_options=reader, device=pycolmap.Device.cpu,
+            db,
+            image_dir,
+            image_names=list(cameras.names),
+            camera_mode=pycolmap.CameraMode.PER_IMAGE,
+            reader_options=reader,
+            device=pycolmap.Device.cpu,
         )
         pycolmap.match_exhaustive(db, device=pycolmap.Device.cpu)
         recon = _known_reconstruction(db, cameras)
@@ -48,8 +52,11 @@ def _known_reconstruction(db: Path, cameras: Cameras) -> pycolmap.Reconstruction
         v = cameras.index(db_image.name)
         fx, fy, cx, cy = (float(cameras.K[v, a, b]) for a, b in [(0, 0), (1, 1), (0, 2), (1, 2)])
         camera = pycolmap.Camera(
-            model="PINHOLE", width=int(cameras.width[v]), height=int(cameras.height[v]),
-            params=[fx, fy, cx, cy], camera_id=db_image.camera_id,
+            model="PINHOLE",
+            width=int(cameras.width[v]),
+            height=int(cameras.height[v]),
+            params=[fx, fy, cx, cy],
+            camera_id=db_image.camera_id,
         )
         recon.add_camera_with_trivial_rig(camera)
         w2c = cameras.w2c[v].double().numpy()

@@ -80,8 +80,14 @@ def _projection_matrices(cameras: Cameras) -> torch.Tensor:
 
 
 def _triangulate_reference(
-    ref: int, nbrs: list[int], images: list[np.ndarray], cameras: Cameras, match: MatchFn, cfg: EdgsConfig,
-    rng: np.random.Generator, stats: dict,
+    ref: int,
+    nbrs: list[int],
+    images: list[np.ndarray],
+    cameras: Cameras,
+    match: MatchFn,
+    cfg: EdgsConfig,
+    rng: np.random.Generator,
+    stats: dict,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Points (M,3), colours (M,3), scales (M,), confidence (M,) seen from reference view `ref`."""
     H, W = images[ref].shape[:2]
@@ -117,7 +123,10 @@ def _triangulate_reference(
 
 
 def edgs_init(
-    images: list[np.ndarray], cameras: Cameras, cfg: EdgsConfig | None = None, match: MatchFn | None = None,
+    images: list[np.ndarray],
+    cameras: Cameras,
+    cfg: EdgsConfig | None = None,
+    match: MatchFn | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Gaussians, torch.Tensor, dict]:
     """Dense initial Gaussians from posed images.

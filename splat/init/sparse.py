@@ -20,7 +20,9 @@ def knn_scales(points: np.ndarray, k: int = 3) -> np.ndarray:
     return np.sqrt(d2)
 
 
-def sparse_init(points: np.ndarray, colors: np.ndarray, opacity: float = 0.1, sh_degree: int = 3) -> Gaussians:
+def sparse_init(
+    points: np.ndarray, colors: np.ndarray, opacity: float = 0.1, sh_degree: int = 3
+) -> Gaussians:
     """Gaussians at SfM points (P,3) with uint8 or [0,1] colours (P,3), 3DGS defaults (opacity 0.1)."""
     rgb = colors.astype(np.float32)
     if colors.dtype == np.uint8:

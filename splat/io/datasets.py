@@ -71,7 +71,9 @@ def detect_layout(path: str | os.PathLike) -> str:
     return "colmap"
 
 
-def cameras_for_images(model: ColmapModel, names: list[str], sizes: list[tuple[int, int]], root=None) -> Cameras:
+def cameras_for_images(
+    model: ColmapModel, names: list[str], sizes: list[tuple[int, int]], root=None
+) -> Cameras:
     """The model's cameras for images `names` of (width, height) `sizes`, K scaled to those sizes."""
     cams = model.cameras[check_names(model, names)]
     size = torch.tensor(sizes, dtype=torch.float64)  # (V, 2) loaded width, height
@@ -81,7 +83,8 @@ def cameras_for_images(model: ColmapModel, names: list[str], sizes: list[tuple[i
         v = bad[0]
         raise InputError(
             f"image {names[v]} in {root} is {sizes[v][0]}x{sizes[v][1]} but COLMAP model {model.path} has "
-            f"{int(cams.width[v])}x{int(cams.height[v])} (other aspect ratio); use the model made from these images"
+            f"{int(cams.width[v])}x{int(cams.height[v])} (other aspect ratio); "
+            "use the model made from these images"
         )
     K = cams.K.clone()
     K[:, 0] *= sx[:, None]
