@@ -65,8 +65,15 @@ class AlignResult:
 
 
 def pointmaps_from_matches(
-    kp_i: np.ndarray, kp_j: np.ndarray, matches: np.ndarray, K_i: np.ndarray, K_j: np.ndarray,
-    R: np.ndarray, t: np.ndarray, i: int, j: int,
+    kp_i: np.ndarray,
+    kp_j: np.ndarray,
+    matches: np.ndarray,
+    K_i: np.ndarray,
+    K_j: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    i: int,
+    j: int,
 ) -> PairPointMaps:
     """Sparse point maps by triangulating matches (M,2) with the relative pose x_j = R x_i + t."""
     P0 = K_i @ np.eye(3, 4)
@@ -164,8 +171,8 @@ def global_align(
     sizes: list[tuple[int, int]],
     focal: float,
     optimize_focal: bool = True,
-    steps: int = 300,
-    lr: float = 0.01,
+    steps: int = 500,
+    lr: float = 0.02,
 ) -> AlignResult:
     """Optimise depths, poses, focal and pair similarities (module docstring). pixels: per view (P_v,2)."""
     V = len(pixels)
@@ -201,7 +208,10 @@ def global_align(
     rows = [
         (offsets[v] + idx, np.full(len(idx), v), np.full(len(idx), k), pts, conf)
         for k, pm in enumerate(pairs)
-        for v, idx, pts, conf in ((pm.i, pm.idx_i, pm.pts_i, pm.conf_i), (pm.j, pm.idx_j, pm.pts_j, pm.conf_j))
+        for v, idx, pts, conf in (
+            (pm.i, pm.idx_i, pm.pts_i, pm.conf_i),
+            (pm.j, pm.idx_j, pm.pts_j, pm.conf_j),
+        )
     ]
     g_idx, g_view, g_pair = (torch.from_numpy(np.concatenate([r[c] for r in rows])).long() for c in range(3))
     g_pts = torch.from_numpy(np.concatenate([r[3] for r in rows])).to(dt)
