@@ -298,13 +298,11 @@ def _assemble(meta: dict, arrays: dict, source: str) -> tuple[Gaussians, np.ndar
 def quantize(gaussians: Gaussians, cfg: QuantizeConfig = QuantizeConfig()) -> Quantized:  # noqa: B008
     """Encode Gaussians; returns the bytes and their exact decoding (see module docstring)."""
     g = gaussians.detach().to("cpu", torch.float32)
-    if len(g) == 0:
-        raise InputError("no Gaussians to quantize")
     bad = [k for k, t in g.tensors().items() if not bool(torch.isfinite(t).all())]
     if bad:
         raise InputError(f"cannot quantize Gaussians with non-finite values in {', '.join(bad)}")
     means = g.means.double().numpy()
-    order = morton_order(means)
+    order = morton_order(means) if len(g) else np.zeros(0, np.int64)
     g = g[torch.from_numpy(order)]
     metas, sections = _encode_groups(_groups(g), importance(g), cfg)
     if cfg.keep_order:

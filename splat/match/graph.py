@@ -11,9 +11,7 @@ import cv2
 import numpy as np
 
 
-def global_descriptors(
-    images: list[np.ndarray], thumb: tuple[int, int] = (32, 24), bins: int = 4
-) -> np.ndarray:
+def global_descriptors(images: list[np.ndarray], thumb: tuple[int, int] = (32, 24), bins: int = 4) -> np.ndarray:
     """(V, D) unit-norm descriptors: zero-mean grey thumbnail (+ its gradients) and sqrt colour histogram."""
     out = []
     for im in images:
@@ -53,25 +51,3 @@ def select_pairs(
         for i, row in enumerate(np.argsort(-sim, axis=1)[:, :knn]):
             pairs.update((min(i, int(j)), max(i, int(j))) for j in row)
     return sorted(pairs)
-
-
-def prune_pairs(
-    descriptors: list[np.ndarray],
-    pairs: list[tuple[int, int]],
-    per_view: int = 6,
-    coarse: int = 1024,
-    min_matches: int = 10,
-) -> list[tuple[int, int]]:
-    """Keep the pairs worth a full match: each view's `per_view` pairs with the most mutual
-    ratio-test matches among its `coarse` strongest descriptors (rows sorted by response), plus
-    the name-order neighbours (i, i+1). Pairs with fewer than `min_matches` coarse matches go,
-    except the neighbours."""
-    from splat.match.features import match_descriptors
-
-    V = len(descriptors)
-    count = {(i, j): len(match_descriptors(descriptors[i][:coarse], descriptors[j][:coarse], 0.85)) for i, j in pairs}
-    keep = {(i, i + 1) for i in range(V - 1) if (i, i + 1) in count}
-    for v in range(V):
-        mine = sorted((c, e) for e, c in count.items() if v in e and c >= min_matches)[::-1]
-        keep.update(e for _, e in mine[:per_view])
-    return sorted(keep)

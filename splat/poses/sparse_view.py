@@ -13,42 +13,32 @@ Principal points are the image centres.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from splat.match.features import (
-    Features,
-    detect_features,
-    fundamental_from_poses,
-    match_descriptors,
-    match_guided,
-)
-from splat.match.graph import prune_pairs, select_pairs
-from splat.poses.bundle import Observations, bundle_adjust, normalize_scale, torch_threads
-from splat.poses.register import register_views
+from splat.match.features import Features, detect_features, fundamental_from_poses, match_descriptors, match_guided
+from splat.match.graph import select_pairs
+from splat.poses.bundle import Observations, bundle_adjust, normalize_scale
 from splat.poses.rotations import select_hypotheses
 from splat.poses.tracks import Tracks, build_tracks, reprojection, triangulate_tracks
+from splat.poses.register import register_views
 from splat.poses.twoview import Hypothesis, normalize_points, pose_hypotheses, refine_translation, score_pose
 
 
 @dataclass
 class SparseViewConfig:
     feature: str = "asift"
-    max_keypoints: int | None = None  # None: 8000 for <= 6 views, 5000 for <= 12, else 4000
+    max_keypoints: int = 8000
     ratio: float = 0.85  # Lowe ratio for the tentative matches used to find poses
     guided_ratio: float = 0.95  # looser ratio for matches re-verified against the solved poses
     thresh_px: float = 2.0  # two-view inlier threshold
     reproj_px: float = 3.0  # tracks with a larger reprojection error after BA are dropped
     min_view_points: int = 12  # a view needs this many inlier observations to count as registered
-    focal_range: tuple[float, float] = (0.4, 1.6)  # focal search range, times the image diagonal
-    focal_steps: int = 5  # candidates ~1.4x apart; bundle adjustment refines from the best
+    focal_range: tuple[float, float] = (0.5, 2.0)  # focal search range, times the image diagonal
+    focal_steps: int = 9
     huber_px: float = 1.5
-    exhaustive_views: int = 8  # above this, pairs are pruned by a coarse match before the full one
-    colmap_ransac_below: int = 150  # pairs with fewer E inliers also get COLMAP's LO-RANSAC hypothesis
-    workers: int = 2  # threads for features and matching
 
 
 @dataclass
@@ -85,24 +75,16 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
     """Detect features and match the view-graph pairs. Returns the problem and stage timings."""
     times = {}
     t0 = time.perf_counter()
-    V = len(images)
-    n_kp = cfg.max_keypoints or (8000 if V <= 6 else 5000 if V <= 12 else 4000)
-    tilt = 3 if V <= 6 else 2  # many views: neighbours are closer, fewer affine simulations do
-    with torch_threads(1), ThreadPoolExecutor(cfg.workers) as pool:
-        feats = list(pool.map(lambda im: detect_features(im, cfg.feature, n_kp, tilt), images))
-        times["features"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pairs = select_pairs(images)
-        if V > cfg.exhaustive_views:
-            pairs = prune_pairs([f.descriptors for f in feats], pairs)
-
-        def match(e):
-            return match_descriptors(feats[e[0]].descriptors, feats[e[1]].descriptors, cfg.guided_ratio, with_ratio=True)
-
-        tentative, loose = {}, {}
-        for e, (idx, ratio) in zip(pairs, pool.map(match, pairs)):
-            loose[e] = idx
-            tentative[e] = idx[ratio < cfg.ratio]
+    feats = [detect_features(im, cfg.feature, cfg.max_keypoints) for im in images]
+    times["features"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pairs = select_pairs(images)
+    tentative, loose = {}, {}
+    for i, j in pairs:
+        m = match_descriptors(feats[i].descriptors, feats[j].descriptors, cfg.guided_ratio, with_ratio=True)
+        idx, ratio = m
+        loose[(i, j)] = idx
+        tentative[(i, j)] = idx[ratio < cfg.ratio]
     times["matching"] = time.perf_counter() - t0
     log(f"features: {[len(f) for f in feats]} keypoints; {len(pairs)} pairs matched")
     sizes = [(im.shape[1], im.shape[0]) for im in images]
@@ -127,20 +109,10 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
     sub = {e: h for e, h in hyps.items() if e[0] in views and e[1] in views}
     remap = {int(v): k for k, v in enumerate(views)}
     Vs = len(views)
-    rel = {
-        (remap[i], remap[j]): [(torch.from_numpy(h.R), float(h.score)) for h in hs]
-        for (i, j), hs in sub.items()
-    }
+    rel = {(remap[i], remap[j]): [(torch.from_numpy(h.R), float(h.score)) for h in hs] for (i, j), hs in sub.items()}
     rel = {e: r for e, r in rel.items() if r}
-    comp = _largest_component(Vs, list(rel))
-    if len(comp) < 2:
+    if not _connected(Vs, list(rel)):
         return None
-    if len(comp) < Vs:  # solve the largest connected part; the other views stay unregistered
-        log(
-            f"views {[int(views[k]) for k in range(Vs) if k not in comp]} share no verified matches "
-            "with the rest"
-        )
-        return solve_poses(prob, K, hyps, cfg, views=[int(views[k]) for k in comp], log=log)
     R_sub, picked = select_hypotheses(Vs, rel)
     R = np.tile(np.eye(3), (V, 1, 1))
     R[views] = R_sub.numpy()
@@ -165,23 +137,13 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
     return {"w2c": w2c, "registered": reg, "tracks": tracks, "matches": matches, "info": info}
 
 
-def refine(
-    prob: _Problem,
-    K: np.ndarray,
-    w2c: np.ndarray,
-    reg: np.ndarray,
-    tracks: Tracks,
-    cfg: SparseViewConfig,
-    optimize_focal: bool = True,
-    iters: int = 30,
-    gates: tuple[float, ...] = (3.0, 1.0),
-):
-    """Rounds of: triangulate, keep tracks reprojecting within gate * cfg.reproj_px, BA.
-    Returns (K, w2c, X (T,3), good (T,) bool: tracks within cfg.reproj_px after the last round)."""
+def refine(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, tracks: Tracks, cfg: SparseViewConfig,
+           optimize_focal: bool = True, iters: int = 30):
+    """Triangulate, BA, drop outliers, BA again. Returns (K, w2c, X (T,3), good (T,) bool, ba residuals)."""
     fixed = int(np.flatnonzero(reg)[0])
-    for gate in gates:
+    for rnd in range(2):
         X, count = triangulate_tracks(tracks, K, w2c, reg)
-        good = _track_quality(tracks, K, w2c, X, reg, cfg.reproj_px * gate)
+        good = _track_quality(tracks, K, w2c, X, reg, cfg.reproj_px * (3 if rnd == 0 else 1))
         obs, pt_ids = _observations(tracks, reg, good)
         if len(obs) == 0:
             return K, w2c, X, good
@@ -190,15 +152,8 @@ def refine(
         obs_local = Observations(torch.tensor([loc[int(v)] for v in obs.cam.tolist()]), obs.pt, obs.uv)
         pp = torch.from_numpy(K[regs, :2, 2])
         res = bundle_adjust(
-            torch.from_numpy(w2c[regs]),
-            float(K[fixed, 0, 0]),
-            pp,
-            torch.from_numpy(X[pt_ids]),
-            obs_local,
-            fixed=(loc[fixed],),
-            optimize_focal=optimize_focal,
-            huber_px=cfg.huber_px,
-            iters=iters,
+            torch.from_numpy(w2c[regs]), float(K[fixed, 0, 0]), pp, torch.from_numpy(X[pt_ids]), obs_local,
+            fixed=(loc[fixed],), optimize_focal=optimize_focal, huber_px=cfg.huber_px, iters=iters,
         )
         w2c = w2c.copy()
         w2c[regs] = res.w2c.numpy()
@@ -210,18 +165,12 @@ def refine(
     return K, w2c, X, good
 
 
-def guided_matches(
-    prob: _Problem,
-    K: np.ndarray,
-    w2c: np.ndarray,
-    reg: np.ndarray,
-    cfg: SparseViewConfig,
-    mode: str = "guided",
-) -> dict[tuple[int, int], np.ndarray]:
+def guided_matches(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: SparseViewConfig,
+                   mode: str = "guided") -> dict[tuple[int, int], np.ndarray]:
     """Re-verify matches against solved poses: epipolar-band matching ('guided') or the loose
     ratio-test matches filtered by the epipolar constraint ('loose'); points must lie in front."""
     out = {}
-    for i, j in prob.tentative:
+    for (i, j) in prob.tentative:
         if not (reg[i] and reg[j]):
             continue
         fi, fj = prob.features[i], prob.features[j]
@@ -244,14 +193,12 @@ def guided_matches(
 def _observations(tracks: Tracks, reg: np.ndarray, good: np.ndarray):
     m = reg[tracks.view] & good[tracks.track]
     pt_ids, local = np.unique(tracks.track[m], return_inverse=True)
-    obs = Observations(
-        torch.from_numpy(tracks.view[m]), torch.from_numpy(local), torch.from_numpy(tracks.uv[m])
-    )
+    obs = Observations(torch.from_numpy(tracks.view[m]), torch.from_numpy(local), torch.from_numpy(tracks.uv[m]))
     return obs, pt_ids
 
 
 def _track_quality(tracks, K, w2c, X, reg, thresh):
-    """Tracks seen by >= 2 registered views, reprojecting within thresh everywhere, in front of them."""
+    """Tracks seen by >= 2 registered views, reprojecting within thresh everywhere, in front of the cameras."""
     T = tracks.num_tracks
     ok = np.isfinite(X).all(1)
     m = reg[tracks.view] & ok[tracks.track]
@@ -262,18 +209,17 @@ def _track_quality(tracks, K, w2c, X, reg, thresh):
     return ok & ~bad & (n >= 2)
 
 
-def _largest_component(V: int, edges: list[tuple[int, int]]) -> list[int]:
-    """Vertices of the largest connected component of the graph (V vertices, undirected edges)."""
+def _connected(V: int, edges: list[tuple[int, int]]) -> bool:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    if V <= 1:
+        return True
     if not edges:
-        return [0] if V else []
+        return False
     e = np.array(edges)
     g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(V, V))
-    _, label = connected_components(g, directed=False)
-    big = np.argmax(np.bincount(label))
-    return np.flatnonzero(label == big).tolist()
+    return connected_components(g, directed=False)[0] == 1
 
 
 def focal_subset(prob: _Problem, size: int = 5) -> list[int]:
@@ -292,14 +238,12 @@ def focal_subset(prob: _Problem, size: int = 5) -> list[int]:
     return sorted(chosen)
 
 
-def score_solution(prob: _Problem, K: np.ndarray, sol: dict, cfg: SparseViewConfig, iters: int = 10):
-    """Short BA with free focal; returns (inlier observations, BA focal)."""
-    K2, w2c, X, good = refine(
-        prob, K, sol["w2c"], sol["registered"], sol["tracks"], cfg, iters=iters, gates=(3.0,)
-    )
+def score_solution(prob, K, sol, cfg, iters=10):
+    """Short BA with free focal; returns (inlier observations, focal, refined state)."""
+    K2, w2c, X, good = refine(prob, K, sol["w2c"], sol["registered"], sol["tracks"], cfg, iters=iters)
     tr = sol["tracks"]
     m = sol["registered"][tr.view] & good[tr.track]
-    return int(m.sum()), float(K2[0, 0, 0])
+    return int(m.sum()), float(K2[0, 0, 0]), (K2, w2c, X, good)
 
 
 def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[float, dict]:
@@ -308,20 +252,18 @@ def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[fl
     views = focal_subset(prob)
     W, H = prob.sizes[views[0]]
     diag = float(np.hypot(W, H))
-    pairs = {e for e in prob.tentative if e[0] in views and e[1] in views}
+    cands = diag * np.geomspace(*cfg.focal_range, cfg.focal_steps)
     scores = {}
-    for f in diag * np.geomspace(*cfg.focal_range, cfg.focal_steps):
+    for f in cands:
         K = intrinsics(f, prob.sizes)
-        hyps = pair_hypotheses(prob, K, cfg, pairs, thorough=False)
-        sol = solve_poses(prob, K, hyps, cfg, views=views, log=lambda *a, **k: None)
+        pairs = {e for e in prob.tentative if e[0] in views and e[1] in views}
+        sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg, pairs, thorough=False), cfg, views=views, log=log)
         if sol is None or sol["registered"].sum() < 2:
             scores[float(f)] = (0, float(f))
             continue
-        scores[float(f)] = score_solution(prob, K, sol, cfg)
-        log(
-            f"  focal {f:7.1f}: {scores[float(f)][0]} inlier observations, "
-            f"BA focal {scores[float(f)][1]:7.1f}"
-        )
+        n, f_ba, _ = score_solution(prob, K, sol, cfg)
+        scores[float(f)] = (n, f_ba)
+        log(f"  focal {f:7.1f}: {n} inlier observations, BA focal {f_ba:7.1f}")
     best = max(scores, key=lambda f: scores[f][0])
     return scores[best][1], scores
 
@@ -342,40 +284,30 @@ def solve_sparse_views(
         log(f"focal estimate {focal:.1f} px")
     times["focal"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    V = len(images)
     K = intrinsics(focal, prob.sizes)
-    sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg), cfg, log=log)
+    hyps = pair_hypotheses(prob, K, cfg)
+    sol = solve_poses(prob, K, hyps, cfg, log=log)
     times["poses"] = time.perf_counter() - t0
+    V = len(images)
     if sol is None:
-        empty = np.zeros((0, 3))
-        return SparseViewResult(
-            K,
-            np.tile(np.eye(4), (V, 1, 1)),
-            np.zeros(V, bool),
-            empty,
-            empty.astype(np.float32),
-            focal,
-            {"times": times, **diag},
-        )
+        return SparseViewResult(K, np.tile(np.eye(4), (V, 1, 1)), np.zeros(V, bool), np.zeros((0, 3)),
+                                np.zeros((0, 3), np.float32), focal, {"times": times, **diag})
     t0 = time.perf_counter()
     reg = sol["registered"]
     K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg)
     # re-verify the loose matches against the solved cameras with a shrinking threshold, so
     # matches the first pass missed (weak pairs, repetitive texture) join the tracks
-    for thresh in (3.0, 1.5):
+    for thresh in (4.0, 2.0, 1.0):
         c = replace(cfg, thresh_px=thresh)
         matches = guided_matches(prob, K, w2c, reg, c, "loose")
         tracks = build_tracks([f.keypoints for f in prob.features], matches)
-        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c, gates=(1.0,))
+        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c)
     sol["tracks"] = tracks
     times["bundle_adjustment"] = time.perf_counter() - t0
-    return _result(
-        prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag}
-    )
+    return _result(prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag})
 
 
 def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
-    """Registered views (enough inlier observations), coloured points, and the output gauge."""
     tr = sol["tracks"]
     reg = sol["registered"].copy()
     m = reg[tr.view] & good[tr.track]
@@ -383,17 +315,16 @@ def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
     reg &= per_view >= cfg.min_view_points
     diag["observations_per_view"] = per_view.tolist()
     ids = np.flatnonzero(good)
-    col = np.zeros((tr.num_tracks, 3))  # colour of a point: mean of its keypoints' colours
+    # colour of a point: mean of its observed keypoint colours
+    col = np.zeros((tr.num_tracks, 3))
     cnt = np.zeros(tr.num_tracks)
     for v in np.unique(tr.view[m]):
         s = m & (tr.view == v)
         np.add.at(col, tr.track[s], prob.features[v].colors[tr.kp[s]])
         np.add.at(cnt, tr.track[s], 1)
     colors = (col[ids] / np.maximum(cnt[ids], 1)[:, None]).astype(np.float32)
+    ref = int(np.flatnonzero(reg)[0]) if reg.any() else 0
+    w2c_t, pts_t = normalize_scale(torch.from_numpy(w2c[reg]), torch.from_numpy(X[ids]), ref=int(np.sum(reg[:ref])))
     w2c = w2c.copy()
-    points = X[ids]
-    if reg.any():
-        w2c_t, pts_t = normalize_scale(torch.from_numpy(w2c[reg]), torch.from_numpy(points), ref=0)
-        w2c[reg] = w2c_t.numpy()
-        points = pts_t.numpy()
-    return SparseViewResult(K, w2c, reg, points, colors, float(K[0, 0, 0]), diag)
+    w2c[reg] = w2c_t.numpy()
+    return SparseViewResult(K, w2c, reg, pts_t.numpy(), colors, float(K[0, 0, 0]), diag)

@@ -49,9 +49,7 @@ def sampson_px(E: np.ndarray, n0: np.ndarray, n1: np.ndarray, f: float) -> np.nd
     return f * np.sqrt(num / np.maximum(den, 1e-30))
 
 
-def triangulate_depths(
-    R: np.ndarray, t: np.ndarray, n0: np.ndarray, n1: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def triangulate_depths(R: np.ndarray, t: np.ndarray, n0: np.ndarray, n1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Depths (N,), (N,) of the midpoint triangulation of rays n0 (view i) and n1 (view j)."""
     d0 = np.c_[n0, np.ones(len(n0))] @ R.T  # ray of view i expressed in view j's frame
     d1 = np.c_[n1, np.ones(len(n1))]
@@ -90,13 +88,11 @@ def pose_hypotheses(
     thresh_px: float = 2.0,
     min_inliers: int = 12,
     thorough: bool = True,
-    colmap_below: int = 150,
 ) -> list[Hypothesis]:
     """Relative pose hypotheses for tentative matches xy0, xy1 (N,2 pixels), best score first.
 
     Sources: OpenCV USAC_ACCURATE essential matrix, with `thorough` also COLMAP's LO-RANSAC
-    (slower, better on weak pairs; used when OpenCV's solution has fewer than `colmap_below`
-    inliers), a second essential matrix on the first one's outliers, and
+    (slower, better on weak pairs), a second essential matrix on the first one's outliers, and
     the homography decompositions.
     """
     if len(xy0) < min_inliers:
@@ -105,7 +101,7 @@ def pose_hypotheses(
     f = float(K0[0, 0] + K1[0, 0]) / 2
     raw: list[tuple[np.ndarray, np.ndarray, str]] = []
     raw += _essential_solutions(n0, n1, f, thresh_px, "E")
-    if thorough and (not raw or score_pose(*raw[0][:2], n0, n1, f, thresh_px).sum() < colmap_below):
+    if thorough:
         raw += _colmap_essential(xy0, xy1, K0, K1, thresh_px)
     if raw:  # a second motion among the matches the first one does not explain
         out = ~score_pose(raw[0][0], raw[0][1], n0, n1, f, thresh_px)
@@ -152,9 +148,7 @@ def _colmap_essential(xy0, xy1, K0, K1, thresh_px):
 
     def cam(K):
         return pycolmap.Camera(
-            model="PINHOLE",
-            width=int(2 * K[0, 2]),
-            height=int(2 * K[1, 2]),
+            model="PINHOLE", width=int(2 * K[0, 2]), height=int(2 * K[1, 2]),
             params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
         )
 
@@ -177,7 +171,7 @@ def _homography_solutions(xy0, xy1, K0, K1, thresh_px):
         return []
     inl = xy0[mask.ravel() > 0]
     if np.sqrt(max(np.linalg.eigvalsh(np.cov(inl.T))[0], 0.0)) < 0.06 * max(K0[0, 2], K0[1, 2]) * 2:
-        return []  # inliers on a thin band (a distant hedge): any smooth map fits, its decomposition is noise
+        return []  # inliers on a thin band (e.g. a distant hedge): any smooth map fits, decomposing it is noise
     # H maps pixels of view 0 to view 1; in normalized coordinates Hn = K1^-1 H K0 = R + t n^T / d
     Hn = np.linalg.inv(K1) @ H @ K0
     n_sol, Rs, ts, normals = cv2.decomposeHomographyMat(Hn, np.eye(3))
