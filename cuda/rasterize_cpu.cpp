@@ -34,7 +34,10 @@ constexpr float kAlphaMax = 0.99f;
 constexpr float kAlphaMin = 1.0f / 255.0f;
 constexpr float kTMin = 1e-4f;
 constexpr int kMaxTile = 64;
-constexpr int kGradCols = 10;  // mean x, mean y, conic a, b, c, opacity, r, g, b, depth
+constexpr int kGradCols = 10;
+// Loops over fewer Gaussians than this run on one thread: a parallel region costs a barrier, and on
+// a busy machine a barrier can wait a whole scheduler time slice for a descheduled thread.
+constexpr int64_t kParallelMin = 32768;  // mean x, mean y, conic a, b, c, opacity, r, g, b, depth
 
 // One Gaussian, packed in one cache line for the compositing loops.
 // a2s, det, inv_a, b_over_a describe the ellipse sigma <= s (s: conservative log(255 o)) whose
@@ -155,7 +158,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   auto* recs = reinterpret_cast<GRec*>(out.recs.data_ptr<float>());
   std::vector<int32_t> rect(4 * N);
   std::vector<int64_t> counts(N);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if(N >= kParallelMin)
   for (int64_t g = 0; g < N; ++g) {
     GRec& r = recs[g];
     r = GRec{means[2 * g], means[2 * g + 1], conics[3 * g], conics[3 * g + 1], conics[3 * g + 2], opac[g],
@@ -191,7 +194,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   const int64_t nvis = int64_t(order.size());
   struct Visit { int32_t x0, x1, y0, y1, g, row; };  // one visible Gaussian, in depth order
   std::vector<Visit> visits(nvis);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if(nvis >= kParallelMin)
   for (int64_t i = 0; i < nvis; ++i) {
     const int32_t g = order[i];
     const int32_t* rc = &rect[4 * int64_t(g)];
@@ -200,7 +203,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   const int n_chunks = int(std::min<int64_t>(16, std::max<int64_t>(1, nvis / 16384)));
   std::vector<int64_t> cursor(int64_t(n_chunks) * f.n_tiles, 0);
   auto chunk_lo = [&](int c) { return nvis * c / n_chunks; };
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if(n_chunks > 1)
   for (int c = 0; c < n_chunks; ++c) {
     int64_t* hist = &cursor[int64_t(c) * f.n_tiles];
     for (int64_t i = chunk_lo(c); i < chunk_lo(c + 1); ++i) {
@@ -225,7 +228,7 @@ Binning bin_gaussians(const float* means, const float* conics, const float* colo
   out.pos_of = torch::empty({M}, torch::kInt32);
   int32_t* gids = out.gids.data_ptr<int32_t>();
   int32_t* pos_of = out.pos_of.data_ptr<int32_t>();
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if(n_chunks > 1)
   for (int c = 0; c < n_chunks; ++c) {
     int64_t* cur = &cursor[int64_t(c) * f.n_tiles];
     for (int64_t i = chunk_lo(c); i < chunk_lo(c + 1); ++i) {
@@ -432,7 +435,7 @@ std::vector<torch::Tensor> forward(torch::Tensor means2d, torch::Tensor conics, 
   const int32_t* gids = bins.gids.data_ptr<int32_t>();
   const int32_t* toff = bins.tile_offsets.data_ptr<int32_t>();
   const float* bg = background.data_ptr<float>();
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if(f.n_tiles > 1)
   {
     TileScratch scratch(f.ts * f.stride);
 #pragma omp for schedule(dynamic, 1)
@@ -569,7 +572,7 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
   const int32_t* gid = gids.data_ptr<int32_t>();
   const int32_t* pos = pos_of.data_ptr<int32_t>();
   const int32_t* toff = tile_offsets.data_ptr<int32_t>();
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if(f.n_tiles > 1)
   {
     TileScratch scratch(f.ts * f.stride);
 #pragma omp for schedule(dynamic, 1)
@@ -582,7 +585,7 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
   float *gm = g_means.data_ptr<float>(), *gcn = g_conics.data_ptr<float>(), *gcl = g_colors.data_ptr<float>();
   float *go = g_opac.data_ptr<float>(), *gd = g_depths.data_ptr<float>();
   const int32_t* off = goff.data_ptr<int32_t>();
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if(N >= kParallelMin)
   for (int64_t g = 0; g < N; ++g) {
     float acc[kGradCols] = {0};
     for (int32_t k = off[g]; k < off[g + 1]; ++k) {  // fixed order: the Gaussian's tiles row-major

@@ -104,8 +104,16 @@ def main() -> None:
                     K, w2c, reg, secs = run_method(method, images, focal)
                     row = evaluate(K, w2c, reg, gt)
                 except Exception as e:  # noqa: BLE001 - a failure is a row of the table
-                    row, secs = {"registered": 0, "views": n, "ate_rel": float("nan"),
-                                 "focal_err_pct": float("nan"), "error": str(e)}, float("nan")
+                    row, secs = (
+                        {
+                            "registered": 0,
+                            "views": n,
+                            "ate_rel": float("nan"),
+                            "focal_err_pct": float("nan"),
+                            "error": str(e),
+                        },
+                        float("nan"),
+                    )
                 row.update(scene=name, n=n, method=method, seconds=secs, load=os.getloadavg()[0])
                 rows.append(row)
                 print(

@@ -176,7 +176,9 @@ def fundamental_from_poses(K0: np.ndarray, K1: np.ndarray, w2c0: np.ndarray, w2c
     return np.linalg.inv(K1).T @ tx @ R @ np.linalg.inv(K0)
 
 
-def match_guided(f0: Features, f1: Features, F: np.ndarray, thresh_px: float = 2.0, ratio: float = 0.9) -> np.ndarray:
+def match_guided(
+    f0: Features, f1: Features, F: np.ndarray, thresh_px: float = 2.0, ratio: float = 0.9
+) -> np.ndarray:
     """Epipolar-guided matches (M,2): nearest neighbours among keypoints within `thresh_px` of the
     epipolar line (both directions), with the ratio test and mutual check inside that band.
 

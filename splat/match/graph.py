@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 
-def global_descriptors(images: list[np.ndarray], thumb: tuple[int, int] = (32, 24), bins: int = 4) -> np.ndarray:
+def global_descriptors(
+    images: list[np.ndarray], thumb: tuple[int, int] = (32, 24), bins: int = 4
+) -> np.ndarray:
     """(V, D) unit-norm descriptors: zero-mean grey thumbnail (+ its gradients) and sqrt colour histogram."""
     out = []
     for im in images:

@@ -154,7 +154,9 @@ def bundle_adjust(
 ) -> BAResult:
     """Refine poses, points and the shared focal. Shapes: w2c (V,4,4), pp (V,2), points (P,3)."""
     with torch_threads(1):
-        return _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_poses, huber_px, iters, tol)
+        return _bundle_adjust(
+            w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_poses, huber_px, iters, tol
+        )
 
 
 def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_poses, huber_px, iters, tol):

@@ -63,8 +63,13 @@ def colmap_poses(
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         pycolmap.extract_features(
-            db, tmp / "images", image_names=files, camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
+            db,
+            tmp / "images",
+            image_names=files,
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=extraction,
+            device=pycolmap.Device.cpu,
         )
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = num_threads
@@ -74,8 +79,9 @@ def colmap_poses(
             pairing = pycolmap.SequentialPairingOptions()
             pairing.overlap = 15
             pairing.quadratic_overlap = True
-            pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
-                                      device=pycolmap.Device.cpu)
+            pycolmap.match_sequential(
+                db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+            )
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = num_threads
         opts.ba_refine_principal_point = False

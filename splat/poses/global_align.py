@@ -63,8 +63,15 @@ class AlignResult:
 
 
 def pointmaps_from_matches(
-    kp_i: np.ndarray, kp_j: np.ndarray, matches: np.ndarray, K_i: np.ndarray, K_j: np.ndarray,
-    R: np.ndarray, t: np.ndarray, i: int, j: int,
+    kp_i: np.ndarray,
+    kp_j: np.ndarray,
+    matches: np.ndarray,
+    K_i: np.ndarray,
+    K_j: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    i: int,
+    j: int,
 ) -> PairPointMaps:
     """Sparse point maps by triangulating matches (M,2) with the relative pose x_j = R x_i + t."""
     P0 = K_i @ np.eye(3, 4)
@@ -196,11 +203,17 @@ def global_align(
             pair_t[k] = torch.tensor(c2w_i[:3, 3], dtype=dt)
             pair_logs[k] = float(np.log(max(s, 1e-9)))
     tensors = [
-        (torch.from_numpy(pm.idx_i), torch.from_numpy(pm.pts_i).to(dt), torch.from_numpy(pm.conf_i).to(dt),
-         torch.from_numpy(pm.idx_j), torch.from_numpy(pm.pts_j).to(dt), torch.from_numpy(pm.conf_j).to(dt))
+        (
+            torch.from_numpy(pm.idx_i),
+            torch.from_numpy(pm.pts_i).to(dt),
+            torch.from_numpy(pm.conf_i).to(dt),
+            torch.from_numpy(pm.idx_j),
+            torch.from_numpy(pm.pts_j).to(dt),
+            torch.from_numpy(pm.conf_j).to(dt),
+        )
         for pm in pairs
     ]
-    pix = [torch.from_numpy((pixels[v] - pp[v])).to(dt) for v in range(V)]
+    pix = [torch.from_numpy(pixels[v] - pp[v]).to(dt) for v in range(V)]
     params = [*log_d, rot, trans, pair_rot, pair_t, pair_logs] + ([log_f] if optimize_focal else [])
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)

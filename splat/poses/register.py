@@ -13,7 +13,9 @@ from splat.poses.tracks import Tracks, reprojection, triangulate_tracks
 from splat.poses.twoview import normalize_points
 
 
-def pnp_translation(R: np.ndarray, X: np.ndarray, xn: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def pnp_translation(
+    R: np.ndarray, X: np.ndarray, xn: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Least-squares t with x ~ R X + t for points X (N,3) and normalized observations xn (N,2)."""
     y = X @ R.T
     u, v = xn[:, 0], xn[:, 1]
@@ -27,7 +29,13 @@ def pnp_translation(R: np.ndarray, X: np.ndarray, xn: np.ndarray, weights: np.nd
 
 
 def ransac_pnp_translation(
-    R: np.ndarray, K: np.ndarray, X: np.ndarray, uv: np.ndarray, thresh_px: float = 4.0, iters: int = 300, seed: int = 0
+    R: np.ndarray,
+    K: np.ndarray,
+    X: np.ndarray,
+    uv: np.ndarray,
+    thresh_px: float = 4.0,
+    iters: int = 300,
+    seed: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Robust known-rotation PnP: (t (3,) or None, inlier mask (N,))."""
     N = len(X)

@@ -18,12 +18,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from splat.match.features import Features, detect_features, fundamental_from_poses, match_descriptors, match_guided
+from splat.match.features import (
+    Features,
+    detect_features,
+    fundamental_from_poses,
+    match_descriptors,
+    match_guided,
+)
 from splat.match.graph import select_pairs
 from splat.poses.bundle import Observations, bundle_adjust, normalize_scale
+from splat.poses.register import register_views
 from splat.poses.rotations import select_hypotheses
 from splat.poses.tracks import Tracks, build_tracks, reprojection, triangulate_tracks
-from splat.poses.register import register_views
 from splat.poses.twoview import Hypothesis, normalize_points, pose_hypotheses, refine_translation, score_pose
 
 
@@ -109,7 +115,10 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
     sub = {e: h for e, h in hyps.items() if e[0] in views and e[1] in views}
     remap = {int(v): k for k, v in enumerate(views)}
     Vs = len(views)
-    rel = {(remap[i], remap[j]): [(torch.from_numpy(h.R), float(h.score)) for h in hs] for (i, j), hs in sub.items()}
+    rel = {
+        (remap[i], remap[j]): [(torch.from_numpy(h.R), float(h.score)) for h in hs]
+        for (i, j), hs in sub.items()
+    }
     rel = {e: r for e, r in rel.items() if r}
     if not _connected(Vs, list(rel)):
         return None
@@ -137,8 +146,16 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
     return {"w2c": w2c, "registered": reg, "tracks": tracks, "matches": matches, "info": info}
 
 
-def refine(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, tracks: Tracks, cfg: SparseViewConfig,
-           optimize_focal: bool = True, iters: int = 30):
+def refine(
+    prob: _Problem,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    reg: np.ndarray,
+    tracks: Tracks,
+    cfg: SparseViewConfig,
+    optimize_focal: bool = True,
+    iters: int = 30,
+):
     """Triangulate, BA, drop outliers, BA again. Returns (K, w2c, X (T,3), good (T,) bool, ba residuals)."""
     fixed = int(np.flatnonzero(reg)[0])
     for rnd in range(2):
@@ -152,8 +169,15 @@ def refine(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, trac
         obs_local = Observations(torch.tensor([loc[int(v)] for v in obs.cam.tolist()]), obs.pt, obs.uv)
         pp = torch.from_numpy(K[regs, :2, 2])
         res = bundle_adjust(
-            torch.from_numpy(w2c[regs]), float(K[fixed, 0, 0]), pp, torch.from_numpy(X[pt_ids]), obs_local,
-            fixed=(loc[fixed],), optimize_focal=optimize_focal, huber_px=cfg.huber_px, iters=iters,
+            torch.from_numpy(w2c[regs]),
+            float(K[fixed, 0, 0]),
+            pp,
+            torch.from_numpy(X[pt_ids]),
+            obs_local,
+            fixed=(loc[fixed],),
+            optimize_focal=optimize_focal,
+            huber_px=cfg.huber_px,
+            iters=iters,
         )
         w2c = w2c.copy()
         w2c[regs] = res.w2c.numpy()
@@ -165,12 +189,18 @@ def refine(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, trac
     return K, w2c, X, good
 
 
-def guided_matches(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: SparseViewConfig,
-                   mode: str = "guided") -> dict[tuple[int, int], np.ndarray]:
+def guided_matches(
+    prob: _Problem,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    reg: np.ndarray,
+    cfg: SparseViewConfig,
+    mode: str = "guided",
+) -> dict[tuple[int, int], np.ndarray]:
     """Re-verify matches against solved poses: epipolar-band matching ('guided') or the loose
     ratio-test matches filtered by the epipolar constraint ('loose'); points must lie in front."""
     out = {}
-    for (i, j) in prob.tentative:
+    for i, j in prob.tentative:
         if not (reg[i] and reg[j]):
             continue
         fi, fj = prob.features[i], prob.features[j]
@@ -193,7 +223,9 @@ def guided_matches(prob: _Problem, K: np.ndarray, w2c: np.ndarray, reg: np.ndarr
 def _observations(tracks: Tracks, reg: np.ndarray, good: np.ndarray):
     m = reg[tracks.view] & good[tracks.track]
     pt_ids, local = np.unique(tracks.track[m], return_inverse=True)
-    obs = Observations(torch.from_numpy(tracks.view[m]), torch.from_numpy(local), torch.from_numpy(tracks.uv[m]))
+    obs = Observations(
+        torch.from_numpy(tracks.view[m]), torch.from_numpy(local), torch.from_numpy(tracks.uv[m])
+    )
     return obs, pt_ids
 
 
@@ -257,7 +289,9 @@ def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[fl
     for f in cands:
         K = intrinsics(f, prob.sizes)
         pairs = {e for e in prob.tentative if e[0] in views and e[1] in views}
-        sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg, pairs, thorough=False), cfg, views=views, log=log)
+        sol = solve_poses(
+            prob, K, pair_hypotheses(prob, K, cfg, pairs, thorough=False), cfg, views=views, log=log
+        )
         if sol is None or sol["registered"].sum() < 2:
             scores[float(f)] = (0, float(f))
             continue
@@ -290,8 +324,15 @@ def solve_sparse_views(
     times["poses"] = time.perf_counter() - t0
     V = len(images)
     if sol is None:
-        return SparseViewResult(K, np.tile(np.eye(4), (V, 1, 1)), np.zeros(V, bool), np.zeros((0, 3)),
-                                np.zeros((0, 3), np.float32), focal, {"times": times, **diag})
+        return SparseViewResult(
+            K,
+            np.tile(np.eye(4), (V, 1, 1)),
+            np.zeros(V, bool),
+            np.zeros((0, 3)),
+            np.zeros((0, 3), np.float32),
+            focal,
+            {"times": times, **diag},
+        )
     t0 = time.perf_counter()
     reg = sol["registered"]
     K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg)
@@ -304,7 +345,9 @@ def solve_sparse_views(
         K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c)
     sol["tracks"] = tracks
     times["bundle_adjustment"] = time.perf_counter() - t0
-    return _result(prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag})
+    return _result(
+        prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag}
+    )
 
 
 def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
@@ -324,7 +367,9 @@ def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
         np.add.at(cnt, tr.track[s], 1)
     colors = (col[ids] / np.maximum(cnt[ids], 1)[:, None]).astype(np.float32)
     ref = int(np.flatnonzero(reg)[0]) if reg.any() else 0
-    w2c_t, pts_t = normalize_scale(torch.from_numpy(w2c[reg]), torch.from_numpy(X[ids]), ref=int(np.sum(reg[:ref])))
+    w2c_t, pts_t = normalize_scale(
+        torch.from_numpy(w2c[reg]), torch.from_numpy(X[ids]), ref=int(np.sum(reg[:ref]))
+    )
     w2c = w2c.copy()
     w2c[reg] = w2c_t.numpy()
     return SparseViewResult(K, w2c, reg, pts_t.numpy(), colors, float(K[0, 0, 0]), diag)

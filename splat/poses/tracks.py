@@ -61,7 +61,11 @@ def build_tracks(keypoints: list[np.ndarray], matches: dict[tuple[int, int], np.
 
 
 def triangulate_tracks(
-    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, registered: np.ndarray, track_ids: np.ndarray | None = None
+    tracks: Tracks,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    registered: np.ndarray,
+    track_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """DLT-triangulate tracks from their observations in registered views.
 

@@ -49,7 +49,9 @@ def sampson_px(E: np.ndarray, n0: np.ndarray, n1: np.ndarray, f: float) -> np.nd
     return f * np.sqrt(num / np.maximum(den, 1e-30))
 
 
-def triangulate_depths(R: np.ndarray, t: np.ndarray, n0: np.ndarray, n1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def triangulate_depths(
+    R: np.ndarray, t: np.ndarray, n0: np.ndarray, n1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Depths (N,), (N,) of the midpoint triangulation of rays n0 (view i) and n1 (view j)."""
     d0 = np.c_[n0, np.ones(len(n0))] @ R.T  # ray of view i expressed in view j's frame
     d1 = np.c_[n1, np.ones(len(n1))]
@@ -148,7 +150,9 @@ def _colmap_essential(xy0, xy1, K0, K1, thresh_px):
 
     def cam(K):
         return pycolmap.Camera(
-            model="PINHOLE", width=int(2 * K[0, 2]), height=int(2 * K[1, 2]),
+            model="PINHOLE",
+            width=int(2 * K[0, 2]),
+            height=int(2 * K[1, 2]),
             params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
         )
 
