@@ -53,3 +53,27 @@ def select_pairs(
         for i, row in enumerate(np.argsort(-sim, axis=1)[:, :knn]):
             pairs.update((min(i, int(j)), max(i, int(j))) for j in row)
     return sorted(pairs)
+
+
+def prune_pairs(
+    descriptors: list[np.ndarray],
+    pairs: list[tuple[int, int]],
+    per_view: int = 6,
+    coarse: int = 1024,
+    min_matches: int = 10,
+) -> list[tuple[int, int]]:
+    """Keep the pairs worth a full match: each view's `per_view` pairs with the most mutual
+    ratio-test matches among its `coarse` strongest descriptors (rows sorted by response), plus
+    the name-order neighbours (i, i+1). Pairs with fewer than `min_matches` coarse matches go,
+    except the neighbours."""
+    from splat.match.features import match_descriptors
+
+    V = len(descriptors)
+    count = {
+        e: len(match_descriptors(descriptors[e[0]][:coarse], descriptors[e[1]][:coarse], 0.85)) for e in pairs
+    }
+    keep = {(i, i + 1) for i in range(V - 1) if (i, i + 1) in count}
+    for v in range(V):
+        mine = sorted((c, e) for e, c in count.items() if v in e and c >= min_matches)[::-1]
+        keep.update(e for _, e in mine[:per_view])
+    return sorted(keep)

@@ -27,6 +27,8 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
+from splat.poses.bundle import torch_threads
+
 
 @dataclass
 class PairPointMaps:
@@ -169,85 +171,83 @@ def global_align(
     sizes: list[tuple[int, int]],
     focal: float,
     optimize_focal: bool = True,
-    steps: int = 300,
-    lr: float = 0.01,
+    steps: int = 500,
+    lr: float = 0.02,
 ) -> AlignResult:
     """Optimise depths, poses, focal and pair similarities (module docstring). pixels: per view (P_v,2)."""
     V = len(pixels)
     pp = np.array([(w / 2, h / 2) for w, h in sizes], float)
     w2c0, depth_ref = init_from_tree(pairs, pixels, focal, pp)
     dt = torch.float64
-    # per-view log depth for every referenced pixel (init from the tree, else the view's median)
-    log_d = []
+    # all views' log depths in one vector (init from the tree, else the view's median depth)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pixels])])
+    d0 = []
     for v in range(V):
         d = np.full(len(pixels[v]), np.nan)
         for k, z in depth_ref.get(v, {}).items():
             d[k] = z
         med = np.nanmedian(d) if np.isfinite(d).any() else 1.0
-        d = np.where(np.isfinite(d) & (d > 0), d, med)
-        log_d.append(torch.tensor(np.log(d), dtype=dt, requires_grad=True))
+        d0.append(np.where(np.isfinite(d) & (d > 0), d, med))
+    log_d = torch.tensor(np.log(np.concatenate(d0)), dtype=dt, requires_grad=True)
     rot = torch.zeros(V, 3, dtype=dt, requires_grad=True)  # left rotation updates of the init
     trans = torch.tensor(w2c0[:, :3, 3], dtype=dt, requires_grad=True)
     R0 = torch.tensor(w2c0[:, :3, :3], dtype=dt)
     log_f = torch.tensor(np.log(focal), dtype=dt, requires_grad=optimize_focal)
     E = len(pairs)
-    pair_rot = torch.zeros(E, 3, dtype=dt, requires_grad=True)
-    pair_t = torch.zeros(E, 3, dtype=dt, requires_grad=True)
-    pair_logs = torch.zeros(E, dtype=dt, requires_grad=True)
-    # initial pair-to-world similarity from the initial poses: align view i's pair points
-    with torch.no_grad():
-        for k, pm in enumerate(pairs):
-            s = _pair_scale(pm, pm.i, np.eye(4), depth_ref.get(pm.i, {}))
-            c2w_i = np.linalg.inv(w2c0[pm.i])
-            pair_rot[k] = roma.rotmat_to_rotvec(torch.tensor(c2w_i[:3, :3], dtype=dt))
-            pair_t[k] = torch.tensor(c2w_i[:3, 3], dtype=dt)
-            pair_logs[k] = float(np.log(max(s, 1e-9)))
-    tensors = [
-        (
-            torch.from_numpy(pm.idx_i),
-            torch.from_numpy(pm.pts_i).to(dt),
-            torch.from_numpy(pm.conf_i).to(dt),
-            torch.from_numpy(pm.idx_j),
-            torch.from_numpy(pm.pts_j).to(dt),
-            torch.from_numpy(pm.conf_j).to(dt),
+    pair_rot = torch.zeros(E, 3, dtype=dt)
+    pair_t = torch.zeros(E, 3, dtype=dt)
+    pair_logs = torch.zeros(E, dtype=dt)
+    for k, pm in enumerate(pairs):  # pair -> world from the initial pose of view i and its depths
+        c2w_i = np.linalg.inv(w2c0[pm.i])
+        pair_rot[k] = roma.rotmat_to_rotvec(torch.tensor(c2w_i[:3, :3], dtype=dt))
+        pair_t[k] = torch.tensor(c2w_i[:3, 3], dtype=dt)
+        pair_logs[k] = float(np.log(max(_pair_scale(pm, pm.i, np.eye(4), depth_ref.get(pm.i, {})), 1e-9)))
+    for t in (pair_rot, pair_t, pair_logs):
+        t.requires_grad_(True)
+    # one row per (pair, view, pixel): global depth index, view, pair, pair-frame point, confidence
+    rows = [
+        (offsets[v] + idx, np.full(len(idx), v), np.full(len(idx), k), pts, conf)
+        for k, pm in enumerate(pairs)
+        for v, idx, pts, conf in (
+            (pm.i, pm.idx_i, pm.pts_i, pm.conf_i),
+            (pm.j, pm.idx_j, pm.pts_j, pm.conf_j),
         )
-        for pm in pairs
     ]
-    pix = [torch.from_numpy(pixels[v] - pp[v]).to(dt) for v in range(V)]
-    params = [*log_d, rot, trans, pair_rot, pair_t, pair_logs] + ([log_f] if optimize_focal else [])
+    g_idx, g_view, g_pair = (torch.from_numpy(np.concatenate([r[c] for r in rows])).long() for c in range(3))
+    g_pts = torch.from_numpy(np.concatenate([r[3] for r in rows])).to(dt)
+    g_conf = torch.from_numpy(np.concatenate([r[4] for r in rows])).to(dt)
+    g_conf = g_conf / g_conf.sum()
+    all_pix = torch.from_numpy(np.concatenate([pixels[v] - pp[v] for v in range(V)])).to(dt)
+    all_view = torch.from_numpy(np.repeat(np.arange(V), np.diff(offsets))).long()
+    params = [log_d, rot, trans, pair_rot, pair_t, pair_logs] + ([log_f] if optimize_focal else [])
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     history = []
 
-    def world_points(v, idx):
-        z = log_d[v][idx].exp()
-        f = log_f.exp()
-        xc = torch.cat([pix[v][idx] / f * z[:, None], z[:, None]], 1)
-        Rv = roma.rotvec_to_rotmat(rot[v]) @ R0[v]
-        return (xc - trans[v]) @ Rv  # c2w: R^T (x - t)
+    def world_points(gidx, view):
+        """Back-project pixels (global index) of their views with depth, focal and pose -> (N,3)."""
+        z = log_d[gidx].exp()
+        xc = torch.cat([all_pix[gidx] / log_f.exp() * z[:, None], z[:, None]], 1)
+        Rv = roma.rotvec_to_rotmat(rot) @ R0
+        return ((xc - trans[view])[:, None, :] @ Rv[view])[:, 0]  # c2w: R^T (x - t)
 
-    total_w = sum(float(t[2].sum() + t[5].sum()) for t in tensors)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = 0.0
-        for k, pm in enumerate(pairs):
-            ii, pi, ci, jj, pj, cj = tensors[k]
-            Rp = roma.rotvec_to_rotmat(pair_rot[k])
-            s = pair_logs[k].exp()
-            for v, idx, pts, conf in ((pm.i, ii, pi, ci), (pm.j, jj, pj, cj)):
-                target = s * (pts @ Rp.T) + pair_t[k]
-                loss = loss + (conf * (world_points(v, idx) - target).norm(dim=-1)).sum()
-        loss = loss / total_w
-        loss.backward()
-        pair_logs.grad[0] = 0  # gauge: the first pair keeps its scale
-        opt.step()
-        sched.step()
-        history.append(float(loss))
+    with torch.enable_grad(), torch_threads(1):
+        for _ in range(steps):
+            opt.zero_grad()
+            Rp = roma.rotvec_to_rotmat(pair_rot)
+            target = pair_logs.exp()[g_pair, None] * (Rp[g_pair] @ g_pts[..., None])[..., 0] + pair_t[g_pair]
+            loss = (g_conf * (world_points(g_idx, g_view) - target).norm(dim=-1)).sum()
+            loss.backward()
+            pair_logs.grad[0] = 0  # gauge: the first pair keeps its scale
+            opt.step()
+            sched.step()
+            history.append(float(loss.detach()))
     with torch.no_grad():
         w2c = np.tile(np.eye(4), (V, 1, 1))
-        for v in range(V):
-            w2c[v, :3, :3] = (roma.rotvec_to_rotmat(rot[v]) @ R0[v]).numpy()
-            w2c[v, :3, 3] = trans[v].numpy()
-        depths = [d.exp().numpy() for d in log_d]
-        points = [world_points(v, torch.arange(len(pixels[v]))).numpy() for v in range(V)]
-    return AlignResult(w2c, float(log_f.exp()), depths, points, history)
+        w2c[:, :3, :3] = (roma.rotvec_to_rotmat(rot) @ R0).numpy()
+        w2c[:, :3, 3] = trans.numpy()
+        pts_all = world_points(torch.arange(len(all_pix)), all_view).numpy()
+        d_all = log_d.exp().numpy()
+        depths = [d_all[offsets[v] : offsets[v + 1]] for v in range(V)]
+        points = [pts_all[offsets[v] : offsets[v + 1]] for v in range(V)]
+    return AlignResult(w2c, float(log_f.detach().exp()), depths, points, history)

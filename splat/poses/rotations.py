@@ -99,7 +99,7 @@ def average_rotations(
     weights: Tensor | None = None,
     sigma_deg: float = 5.0,
 ) -> tuple[Tensor, Tensor]:
-    """Spectral init + robust IRLS. Returns (V,3,3) world-to-camera rotations (R[0] = I), residuals (E,) deg."""
+    """Spectral init + robust IRLS -> (V,3,3) world-to-camera rotations (R[0] = I), residuals (E,) deg."""
     edges = torch.as_tensor(edges, dtype=torch.long).reshape(-1, 2)
     R_rel = torch.as_tensor(R_rel, dtype=torch.float64)
     R = spectral_rotations(num_views, edges, R_rel, weights)

@@ -13,6 +13,7 @@ Principal points are the image centres.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,8 +26,8 @@ from splat.match.features import (
     match_descriptors,
     match_guided,
 )
-from splat.match.graph import select_pairs
-from splat.poses.bundle import Observations, bundle_adjust, normalize_scale
+from splat.match.graph import prune_pairs, select_pairs
+from splat.poses.bundle import Observations, bundle_adjust, normalize_scale, torch_threads
 from splat.poses.register import register_views
 from splat.poses.rotations import select_hypotheses
 from splat.poses.tracks import Tracks, build_tracks, reprojection, triangulate_tracks
@@ -36,15 +37,18 @@ from splat.poses.twoview import Hypothesis, normalize_points, pose_hypotheses, r
 @dataclass
 class SparseViewConfig:
     feature: str = "asift"
-    max_keypoints: int = 8000
+    max_keypoints: int | None = None  # None: 8000 for <= 6 views, 5000 for <= 12, else 4000
     ratio: float = 0.85  # Lowe ratio for the tentative matches used to find poses
     guided_ratio: float = 0.95  # looser ratio for matches re-verified against the solved poses
     thresh_px: float = 2.0  # two-view inlier threshold
     reproj_px: float = 3.0  # tracks with a larger reprojection error after BA are dropped
     min_view_points: int = 12  # a view needs this many inlier observations to count as registered
-    focal_range: tuple[float, float] = (0.5, 2.0)  # focal search range, times the image diagonal
-    focal_steps: int = 9
+    focal_range: tuple[float, float] = (0.4, 1.6)  # focal search range, times the image diagonal
+    focal_steps: int = 5  # candidates ~1.4x apart; bundle adjustment refines from the best
     huber_px: float = 1.5
+    exhaustive_views: int = 8  # above this, pairs are pruned by a coarse match before the full one
+    colmap_ransac_below: int = 150  # pairs with fewer E inliers also get COLMAP's LO-RANSAC hypothesis
+    workers: int = 2  # threads for features and matching
 
 
 @dataclass
@@ -81,16 +85,25 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
     """Detect features and match the view-graph pairs. Returns the problem and stage timings."""
     times = {}
     t0 = time.perf_counter()
-    feats = [detect_features(im, cfg.feature, cfg.max_keypoints) for im in images]
-    times["features"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pairs = select_pairs(images)
-    tentative, loose = {}, {}
-    for i, j in pairs:
-        m = match_descriptors(feats[i].descriptors, feats[j].descriptors, cfg.guided_ratio, with_ratio=True)
-        idx, ratio = m
-        loose[(i, j)] = idx
-        tentative[(i, j)] = idx[ratio < cfg.ratio]
+    V = len(images)
+    n_kp = cfg.max_keypoints or (8000 if V <= 6 else 5000 if V <= 12 else 4000)
+    tilt = 3 if V <= 6 else 2  # many views: neighbours are closer, fewer affine simulations do
+    with torch_threads(1), ThreadPoolExecutor(cfg.workers) as pool:
+        feats = list(pool.map(lambda im: detect_features(im, cfg.feature, n_kp, tilt), images))
+        times["features"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pairs = select_pairs(images)
+        if V > cfg.exhaustive_views:
+            pairs = prune_pairs([f.descriptors for f in feats], pairs)
+
+        def match(e):
+            d0, d1 = feats[e[0]].descriptors, feats[e[1]].descriptors
+            return match_descriptors(d0, d1, cfg.guided_ratio, with_ratio=True)
+
+        tentative, loose = {}, {}
+        for e, (idx, ratio) in zip(pairs, pool.map(match, pairs)):
+            loose[e] = idx
+            tentative[e] = idx[ratio < cfg.ratio]
     times["matching"] = time.perf_counter() - t0
     log(f"features: {[len(f) for f in feats]} keypoints; {len(pairs)} pairs matched")
     sizes = [(im.shape[1], im.shape[0]) for im in images]
@@ -120,8 +133,15 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
         for (i, j), hs in sub.items()
     }
     rel = {e: r for e, r in rel.items() if r}
-    if not _connected(Vs, list(rel)):
+    comp = _largest_component(Vs, list(rel))
+    if len(comp) < 2:
         return None
+    if len(comp) < Vs:  # solve the largest connected part; the other views stay unregistered
+        log(
+            f"views {[int(views[k]) for k in range(Vs) if k not in comp]} share no verified matches "
+            "with the rest"
+        )
+        return solve_poses(prob, K, hyps, cfg, views=[int(views[k]) for k in comp], log=log)
     R_sub, picked = select_hypotheses(Vs, rel)
     R = np.tile(np.eye(3), (V, 1, 1))
     R[views] = R_sub.numpy()
@@ -155,12 +175,14 @@ def refine(
     cfg: SparseViewConfig,
     optimize_focal: bool = True,
     iters: int = 30,
+    gates: tuple[float, ...] = (3.0, 1.0),
 ):
-    """Triangulate, BA, drop outliers, BA again. Returns (K, w2c, X (T,3), good (T,) bool, ba residuals)."""
+    """Rounds of: triangulate, keep tracks reprojecting within gate * cfg.reproj_px, BA.
+    Returns (K, w2c, X (T,3), good (T,) bool: tracks within cfg.reproj_px after the last round)."""
     fixed = int(np.flatnonzero(reg)[0])
-    for rnd in range(2):
+    for gate in gates:
         X, count = triangulate_tracks(tracks, K, w2c, reg)
-        good = _track_quality(tracks, K, w2c, X, reg, cfg.reproj_px * (3 if rnd == 0 else 1))
+        good = _track_quality(tracks, K, w2c, X, reg, cfg.reproj_px * gate)
         obs, pt_ids = _observations(tracks, reg, good)
         if len(obs) == 0:
             return K, w2c, X, good
@@ -230,7 +252,7 @@ def _observations(tracks: Tracks, reg: np.ndarray, good: np.ndarray):
 
 
 def _track_quality(tracks, K, w2c, X, reg, thresh):
-    """Tracks seen by >= 2 registered views, reprojecting within thresh everywhere, in front of the cameras."""
+    """Tracks seen by >= 2 registered views, reprojecting within thresh everywhere, in front of them."""
     T = tracks.num_tracks
     ok = np.isfinite(X).all(1)
     m = reg[tracks.view] & ok[tracks.track]
@@ -241,17 +263,18 @@ def _track_quality(tracks, K, w2c, X, reg, thresh):
     return ok & ~bad & (n >= 2)
 
 
-def _connected(V: int, edges: list[tuple[int, int]]) -> bool:
+def _largest_component(V: int, edges: list[tuple[int, int]]) -> list[int]:
+    """Vertices of the largest connected component of the graph (V vertices, undirected edges)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    if V <= 1:
-        return True
     if not edges:
-        return False
+        return [0] if V else []
     e = np.array(edges)
     g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(V, V))
-    return connected_components(g, directed=False)[0] == 1
+    _, label = connected_components(g, directed=False)
+    big = np.argmax(np.bincount(label))
+    return np.flatnonzero(label == big).tolist()
 
 
 def focal_subset(prob: _Problem, size: int = 5) -> list[int]:
@@ -270,12 +293,14 @@ def focal_subset(prob: _Problem, size: int = 5) -> list[int]:
     return sorted(chosen)
 
 
-def score_solution(prob, K, sol, cfg, iters=10):
-    """Short BA with free focal; returns (inlier observations, focal, refined state)."""
-    K2, w2c, X, good = refine(prob, K, sol["w2c"], sol["registered"], sol["tracks"], cfg, iters=iters)
+def score_solution(prob: _Problem, K: np.ndarray, sol: dict, cfg: SparseViewConfig, iters: int = 10):
+    """Short BA with free focal; returns (inlier observations, BA focal)."""
+    K2, w2c, X, good = refine(
+        prob, K, sol["w2c"], sol["registered"], sol["tracks"], cfg, iters=iters, gates=(3.0,)
+    )
     tr = sol["tracks"]
     m = sol["registered"][tr.view] & good[tr.track]
-    return int(m.sum()), float(K2[0, 0, 0]), (K2, w2c, X, good)
+    return int(m.sum()), float(K2[0, 0, 0])
 
 
 def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[float, dict]:
@@ -284,20 +309,20 @@ def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[fl
     views = focal_subset(prob)
     W, H = prob.sizes[views[0]]
     diag = float(np.hypot(W, H))
-    cands = diag * np.geomspace(*cfg.focal_range, cfg.focal_steps)
+    pairs = {e for e in prob.tentative if e[0] in views and e[1] in views}
     scores = {}
-    for f in cands:
+    for f in diag * np.geomspace(*cfg.focal_range, cfg.focal_steps):
         K = intrinsics(f, prob.sizes)
-        pairs = {e for e in prob.tentative if e[0] in views and e[1] in views}
-        sol = solve_poses(
-            prob, K, pair_hypotheses(prob, K, cfg, pairs, thorough=False), cfg, views=views, log=log
-        )
+        hyps = pair_hypotheses(prob, K, cfg, pairs, thorough=False)
+        sol = solve_poses(prob, K, hyps, cfg, views=views, log=lambda *a, **k: None)
         if sol is None or sol["registered"].sum() < 2:
             scores[float(f)] = (0, float(f))
             continue
-        n, f_ba, _ = score_solution(prob, K, sol, cfg)
-        scores[float(f)] = (n, f_ba)
-        log(f"  focal {f:7.1f}: {n} inlier observations, BA focal {f_ba:7.1f}")
+        scores[float(f)] = score_solution(prob, K, sol, cfg)
+        log(
+            f"  focal {f:7.1f}: {scores[float(f)][0]} inlier observations, "
+            f"BA focal {scores[float(f)][1]:7.1f}"
+        )
     best = max(scores, key=lambda f: scores[f][0])
     return scores[best][1], scores
 
@@ -308,8 +333,11 @@ def solve_sparse_views(
     """Poses, shared focal and sparse points for a small set of views (see module docstring)."""
     cfg = cfg or SparseViewConfig()
     times: dict[str, float] = {}
+    c0 = time.process_time()
     prob, t = prepare(images, cfg, log)
     times.update(t)
+    cpu = {"features+matching": time.process_time() - c0}  # CPU seconds of all threads, per stage
+    c0 = time.process_time()
     t0 = time.perf_counter()
     diag: dict = {}
     if focal is None:
@@ -317,40 +345,47 @@ def solve_sparse_views(
         diag["focal_search"] = {f"{k:.1f}": v for k, v in scores.items()}
         log(f"focal estimate {focal:.1f} px")
     times["focal"] = time.perf_counter() - t0
+    cpu["focal"] = time.process_time() - c0
+    c0 = time.process_time()
     t0 = time.perf_counter()
-    K = intrinsics(focal, prob.sizes)
-    hyps = pair_hypotheses(prob, K, cfg)
-    sol = solve_poses(prob, K, hyps, cfg, log=log)
-    times["poses"] = time.perf_counter() - t0
     V = len(images)
+    K = intrinsics(focal, prob.sizes)
+    sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg), cfg, log=log)
+    times["poses"] = time.perf_counter() - t0
+    cpu["poses"] = time.process_time() - c0
+    c0 = time.process_time()
     if sol is None:
+        empty = np.zeros((0, 3))
         return SparseViewResult(
             K,
             np.tile(np.eye(4), (V, 1, 1)),
             np.zeros(V, bool),
-            np.zeros((0, 3)),
-            np.zeros((0, 3), np.float32),
+            empty,
+            empty.astype(np.float32),
             focal,
             {"times": times, **diag},
         )
     t0 = time.perf_counter()
     reg = sol["registered"]
-    K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg)
+    K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg, gates=(3.0,))
     # re-verify the loose matches against the solved cameras with a shrinking threshold, so
     # matches the first pass missed (weak pairs, repetitive texture) join the tracks
-    for thresh in (4.0, 2.0, 1.0):
+    for thresh in (3.0, 1.5):
         c = replace(cfg, thresh_px=thresh)
         matches = guided_matches(prob, K, w2c, reg, c, "loose")
         tracks = build_tracks([f.keypoints for f in prob.features], matches)
-        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c)
+        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c, iters=20, gates=(1.0,))
     sol["tracks"] = tracks
     times["bundle_adjustment"] = time.perf_counter() - t0
+    cpu["bundle_adjustment"] = time.process_time() - c0
+    diag["cpu_times"] = cpu
     return _result(
         prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag}
     )
 
 
 def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
+    """Registered views (enough inlier observations), coloured points, and the output gauge."""
     tr = sol["tracks"]
     reg = sol["registered"].copy()
     m = reg[tr.view] & good[tr.track]
@@ -358,18 +393,17 @@ def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
     reg &= per_view >= cfg.min_view_points
     diag["observations_per_view"] = per_view.tolist()
     ids = np.flatnonzero(good)
-    # colour of a point: mean of its observed keypoint colours
-    col = np.zeros((tr.num_tracks, 3))
+    col = np.zeros((tr.num_tracks, 3))  # colour of a point: mean of its keypoints' colours
     cnt = np.zeros(tr.num_tracks)
     for v in np.unique(tr.view[m]):
         s = m & (tr.view == v)
         np.add.at(col, tr.track[s], prob.features[v].colors[tr.kp[s]])
         np.add.at(cnt, tr.track[s], 1)
     colors = (col[ids] / np.maximum(cnt[ids], 1)[:, None]).astype(np.float32)
-    ref = int(np.flatnonzero(reg)[0]) if reg.any() else 0
-    w2c_t, pts_t = normalize_scale(
-        torch.from_numpy(w2c[reg]), torch.from_numpy(X[ids]), ref=int(np.sum(reg[:ref]))
-    )
     w2c = w2c.copy()
-    w2c[reg] = w2c_t.numpy()
-    return SparseViewResult(K, w2c, reg, pts_t.numpy(), colors, float(K[0, 0, 0]), diag)
+    points = X[ids]
+    if reg.any():
+        w2c_t, pts_t = normalize_scale(torch.from_numpy(w2c[reg]), torch.from_numpy(points), ref=0)
+        w2c[reg] = w2c_t.numpy()
+        points = pts_t.numpy()
+    return SparseViewResult(K, w2c, reg, points, colors, float(K[0, 0, 0]), diag)

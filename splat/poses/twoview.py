@@ -90,11 +90,13 @@ def pose_hypotheses(
     thresh_px: float = 2.0,
     min_inliers: int = 12,
     thorough: bool = True,
+    colmap_below: int = 150,
 ) -> list[Hypothesis]:
     """Relative pose hypotheses for tentative matches xy0, xy1 (N,2 pixels), best score first.
 
     Sources: OpenCV USAC_ACCURATE essential matrix, with `thorough` also COLMAP's LO-RANSAC
-    (slower, better on weak pairs), a second essential matrix on the first one's outliers, and
+    (slower, better on weak pairs; used when OpenCV's solution has fewer than `colmap_below`
+    inliers), a second essential matrix on the first one's outliers, and
     the homography decompositions.
     """
     if len(xy0) < min_inliers:
@@ -103,7 +105,7 @@ def pose_hypotheses(
     f = float(K0[0, 0] + K1[0, 0]) / 2
     raw: list[tuple[np.ndarray, np.ndarray, str]] = []
     raw += _essential_solutions(n0, n1, f, thresh_px, "E")
-    if thorough:
+    if thorough and (not raw or score_pose(*raw[0][:2], n0, n1, f, thresh_px).sum() < colmap_below):
         raw += _colmap_essential(xy0, xy1, K0, K1, thresh_px)
     if raw:  # a second motion among the matches the first one does not explain
         out = ~score_pose(raw[0][0], raw[0][1], n0, n1, f, thresh_px)
@@ -175,7 +177,7 @@ def _homography_solutions(xy0, xy1, K0, K1, thresh_px):
         return []
     inl = xy0[mask.ravel() > 0]
     if np.sqrt(max(np.linalg.eigvalsh(np.cov(inl.T))[0], 0.0)) < 0.06 * max(K0[0, 2], K0[1, 2]) * 2:
-        return []  # inliers on a thin band (e.g. a distant hedge): any smooth map fits, decomposing it is noise
+        return []  # inliers on a thin band (a distant hedge): any smooth map fits, its decomposition is noise
     # H maps pixels of view 0 to view 1; in normalized coordinates Hn = K1^-1 H K0 = R + t n^T / d
     Hn = np.linalg.inv(K1) @ H @ K0
     n_sol, Rs, ts, normals = cv2.decomposeHomographyMat(Hn, np.eye(3))
