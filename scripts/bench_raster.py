@@ -13,6 +13,8 @@ Scenes (camera at the origin looking down +z, focal 0.9 W):
 - realistic: Gaussians on a floor, a back wall and three spheres 2.5-8 m away, flattened along a
   random axis, sizes shrinking with N (radii from a few px to tens of px), opacities 0.5-0.9.
 - random: uniform in the frustum between 2 and 10 m, same sizes, opacities 0.05-0.95.
+The header line gives the load average and a single-thread matmul speed, to judge how busy the
+machine was (timings are wall clock). The torch reference is timed without warm-up, at most 3 runs.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def bench_composite(backend: str, inputs: list, W: int, H: int, args) -> tuple[f
         outs = fn(*leaves, inputs[5], W, H, bg)
         torch.autograd.backward(outs, grads)
 
-    warm, reps = (1, 3) if backend == "torch" else (args.warmup, args.reps)
+    warm, reps = (0, 3) if backend == "torch" else (args.warmup, args.reps)
     return median_ms(fwd, warm, reps, args.budget), median_ms(fwd_bwd, warm, reps, args.budget)
 
 
@@ -149,12 +151,28 @@ def bench_render(backend: str, g: Gaussians, W: int, H: int, args) -> tuple[floa
         if device == "cuda":
             torch.cuda.synchronize()
 
-    warm, reps = (1, 3) if backend == "torch" else (args.warmup, args.reps)
+    warm, reps = (0, 3) if backend == "torch" else (args.warmup, args.reps)
     return median_ms(fwd, warm, reps, args.budget), median_ms(fwd_bwd, warm, reps, args.budget)
 
 
+def machine_gflops() -> float:
+    """Single-thread float32 matmul speed (GFLOP/s, best of 5): how fast this CPU is right now."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.rand(512, 512), torch.rand(512, 512)
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    torch.set_num_threads(threads)
+    return 2 * 512**3 / best / 1e9
+
+
 def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[str, float]:
-    """Median ms per stage of the cpu path: projection+SH, then the kernel's own timers."""
+    """Median ms per stage of the cpu path (projection+SH, then the kernel's own wall-clock timers),
+    and the minimum process CPU time of the kernel's forward and backward on one thread
+    ("cpu1 fwd", "cpu1 bwd": robust to other processes sharing the machine)."""
     from splat.render.native import LAST_PROFILE, composite_cpu
 
     K, w2c = camera(W, H)
@@ -170,7 +188,18 @@ def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[s
         torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
         for k, v in LAST_PROFILE.items():
             rows.setdefault(k, []).append(v)
-    return {k: 1000 * statistics.median(v) for k, v in rows.items()}
+    out = {k: 1000 * statistics.median(v) for k, v in rows.items()}
+    fwd, bwd = [], []
+    for _ in range(reps + 2):
+        leaves = [x.detach().requires_grad_() for x in inputs[:5]]
+        t0 = time.process_time()
+        outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3), num_threads=1)
+        t1 = time.process_time()
+        torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
+        fwd.append(t1 - t0)
+        bwd.append(time.process_time() - t1)
+    out["cpu1 fwd"], out["cpu1 bwd"] = 1000 * min(fwd), 1000 * min(bwd)
+    return out
 
 
 def available_backends() -> list[str]:
@@ -217,7 +246,8 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  torch {torch.__version__}  "
-          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  "
+          f"matmul {machine_gflops():.0f} GFLOP/s/thread")  # fmt: skip
     cols = "".join(f"{c:>10}" for c in ("comp fwd", "comp f+b", "rend fwd", "rend f+b"))
     header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {cols}"
     print(header + "   (ms, median)")
@@ -247,7 +277,7 @@ def main() -> None:
         for kind, n, W, H, s in speedups:
             print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} " + "".join(f"{v:>10.1f}x" for v in s))
     if profiles:
-        print("\ncpu profile (ms, median of 3):")
+        print("\ncpu profile (ms; stages: wall-clock median of 3; cpu1: min CPU time on one thread):")
         for kind, n, W, H, p in profiles:
             print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} " + "  ".join(f"{k} {v:.1f}" for k, v in p.items()))
 

@@ -3,6 +3,7 @@
 The extension is compiled with torch.utils.cpp_extension on first use into a cache folder keyed by
 the source files, torch version, compiler flags and CPU (the build uses -march=native):
 $SPLAT_CACHE/ext/<key> (default ~/.cache/splat/ext/<key>). Semantics: docs/RASTER_CONTRACT.md.
+SPLAT_KERNEL_CPU_CLOCK=1 builds a variant whose stage timers (LAST_PROFILE) read process CPU time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from splat.errors import SplatError
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "cuda"
 SOURCES = ("rasterize_cpu.cpp", "simd8.h")
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
+if os.environ.get("SPLAT_KERNEL_CPU_CLOCK") == "1":  # profiling: stage timers read process CPU time
+    CFLAGS.append("-DSPLAT_CPU_CLOCK")
 LDFLAGS = ["-fopenmp"]
 
 # Seconds spent in each stage of the latest call (forward: prep, sort, fill, composite; backward:
