@@ -8,6 +8,13 @@ PSNR "vs orig" compares renders of the decoded Gaussians with renders of the ori
 the same cameras (the measure of what a format loses); "vs GT" compares with the scene's images
 when a scene with matching image names is given. Renders are downscaled by --scale for speed.
 The quantized container can be measured under several settings with --variants.
+
+Measured on the 2-core dev machine (defaults; PSNR vs orig / vs GT in dB):
+- still_life, 20.5k Gaussians trained 1000 steps at 256 px (SH 3), 12 held-out views at 256x192:
+  ply 248 B/G; ply-compressed 4.0x 46.0 / 22.61; splat 7.8x 36.7 / 22.55; spz 14.8x 37.6 / 22.57;
+  quantized 10.5x 47.4 / 22.64 (original 22.64: no measurable loss); quantized[vq] 12.2x 45.3.
+- synthetic, 100k Gaussians, SH 3 with strong view dependence: spz 10.3x 37.4;
+  quantized 10.3x 42.5; quantized[hq] 9.2x 45.3; quantized[vq] 14.9x 39.4.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from splat.types import Cameras, Gaussians
 
 VARIANTS = {
     "default": {},
-    "hq": {"sh_bits": (4, 3, 3)},  # higher quality SH, a little under 10x on SH-3 scenes
+    "hq": {"sh_bits": (4, 3, 3), "sh_tolerance": 0.003, "scale_bits": 9},  # higher quality, ~9x
     "vq": {"sh_mode": "vq"},  # vector-quantized SH: smallest, lossier
     "pos14": {"position_bits": 14},
     "no-outliers": {"outliers": 0.0, "position_tail": 0.0},

@@ -82,6 +82,17 @@ def test_vq_mode_and_tiny_inputs():
         ).abs().max() < 1e-4
 
 
+def test_sh_bits_follow_the_tolerance():
+    from splat.compress.container import unpack
+
+    g = scene(2000, 2)
+    loud = unpack(quantize(g).data)[0]["groups"]
+    g.sh_rest *= 0.01  # nearly view-independent colour: one bit per value is within tolerance
+    quiet = unpack(quantize(g).data)[0]["groups"]
+    assert (loud["sh_rest.band1"]["bits"], loud["sh_rest.band2"]["bits"]) == QuantizeConfig().sh_bits[:2]
+    assert quiet["sh_rest.band1"]["bits"] == quiet["sh_rest.band2"]["bits"] == 1
+
+
 def test_non_finite_input_is_refused():
     g = scene(100, 1)
     g.sh_dc[3, 1] = float("nan")

@@ -3,13 +3,14 @@
 Per attribute group (choices measured with scripts/bench_compress.py):
 - means: per-axis uniform 16-bit codes in a robust bounding box (0.1% / 99.9% quantiles); points
   outside the box (far background) are kept sparse at float32. Delta-coded along the Morton order.
-- log_scales (9 bits, one codebook per axis), quats (normalised, w >= 0; 7 bits per component),
-  opacity (6 bits, clustered as sigmoid(logit), stored as logits), SH DC (6 bits per channel) and SH
-  rest (one codebook per band; 4, 3 and 2 bits for bands 1, 2, 3): weighted non-uniform 1D k-means
-  codebooks (Lloyd-Max levels), dense-and-sparse as in SqueezeLLM: the `outliers` fraction of
-  entries with the largest importance-weighted error is kept sparse at float32.
+- log_scales (8 bits, one codebook per axis), quats (normalised, w >= 0; 7 bits per component),
+  opacity (8 bits, clustered as sigmoid(logit), stored as logits), SH DC (6 bits per channel) and
+  SH rest (one codebook per band; the fewest bits, at most 4, 3 and 2 for bands 1, 2, 3, whose
+  weighted RMS error is <= sh_tolerance): weighted non-uniform 1D k-means codebooks (Lloyd-Max
+  levels), dense-and-sparse as in SqueezeLLM: the `outliers` fraction of entries with the largest
+  importance-weighted error is kept sparse at float32.
 - `sh_mode="vq"` instead codes each SH band's 3x(2b+1) coefficients with one vector codebook
-  (float16; 2^sh_vq_bits rows): about 2.5x smaller SH, but ~7 dB lower render PSNR when measured.
+  (float16; 2^sh_vq_bits rows): smaller SH, but several dB lower render PSNR when measured.
 Weights are Gaussian importances: opacity times footprint area (exp of 2/3 the log-volume).
 
 Gaussians are stored in Morton order of their means (neighbours in space are neighbours in the
@@ -44,12 +45,13 @@ class QuantizeConfig:
 
     position_bits: int = 16
     position_tail: float = 0.001  # per axis and side: points beyond these quantiles are stored exactly
-    scale_bits: int = 9
+    scale_bits: int = 8
     rotation_bits: int = 7
-    opacity_bits: int = 6
+    opacity_bits: int = 8
     dc_bits: int = 6
     sh_mode: str = "scalar"  # "scalar": 1D codebook per band; "vq": vector codebook per band
-    sh_bits: tuple[int, ...] = (4, 3, 2)  # scalar mode: bits per value of SH bands 1, 2, 3
+    sh_bits: tuple[int, ...] = (4, 3, 2)  # scalar mode: most bits per value of SH bands 1, 2, 3
+    sh_tolerance: float = 0.006  # scalar mode: fewest bits whose weighted RMS error is below this
     sh_vq_bits: int = 0  # vq mode: 2^sh_vq_bits codebook rows per band; 0: about N/64 (8..16 bits)
     outliers: float = 0.005  # fraction of scalar entries (or, in vq mode, SH rows) kept sparse
     keep_order: bool = False
@@ -132,6 +134,17 @@ def _vq(
         Section(f"{name}.codes", codes.astype(dtype)),
     ]
     return {"kind": "vq", "bits": bits}, sections + _sparse_rows(name, rows, x, np.float16)
+
+
+def _sh_bits(x: np.ndarray, w: np.ndarray, most: int, tolerance: float) -> int:
+    """Fewest bits (1..most) whose k-means levels reach an importance-weighted RMS error <= tolerance."""
+    wx = np.repeat(w[:, None], x.shape[1], 1).reshape(-1)
+    for bits in range(1, most):
+        levels = kmeans_1d(x, 2**bits, wx).astype(np.float64)
+        err = (x.reshape(-1) - levels[assign_1d(x.reshape(-1), levels)]) ** 2
+        if np.sqrt((wx * err).sum() / wx.sum()) <= tolerance:
+            return bits
+    return most
 
 
 def _vq_bits(n: int, bits: int) -> int:
@@ -255,7 +268,7 @@ def _encode_groups(groups: dict, w: np.ndarray, cfg: QuantizeConfig) -> tuple[di
             meta, sec = _scalar(name, x, bits, w, cfg.outliers)
         elif cfg.sh_mode == "scalar":  # one codebook per SH band
             band = int(name[len("sh_rest.band") :])
-            bits = cfg.sh_bits[min(band, len(cfg.sh_bits)) - 1]
+            bits = _sh_bits(x, w, cfg.sh_bits[min(band, len(cfg.sh_bits)) - 1], cfg.sh_tolerance)
             meta, sec = _scalar(name, x, bits, w, cfg.outliers, share=x.shape[1])
         elif cfg.sh_mode == "vq":
             meta, sec = _vq(name, x, _vq_bits(len(x), cfg.sh_vq_bits), w, cfg.outliers, cfg.seed)
