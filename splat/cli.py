@@ -92,6 +92,39 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_batch(args: argparse.Namespace) -> None:
+    from splat.batch import run_batch
+
+    if args.layout != "tnt":
+        raise SplatError(f"--layout {args.layout}: only the Tanks & Temples layout (tnt) is supported")
+    try:
+        views = [int(v) for v in args.views.split(",")]
+    except ValueError:
+        raise SplatError(f"--views {args.views!r}: give view counts like 3,6,12") from None
+    fit = {"max_side": args.max_side, "poses": args.poses, "budget": args.budget, "device": args.device}
+    fit["train"] = {"steps": args.steps} if args.steps else {}
+    t0 = time.perf_counter()
+    records = run_batch(
+        args.root,
+        args.out,
+        views,
+        fit=fit,
+        scenes=args.scenes.split(",") if args.scenes else None,
+        executor=args.executor,
+        jobs=args.jobs,
+        address=args.address,
+        cpus_per_job=args.cpus_per_job,
+        gpus_per_job=args.gpus_per_job,
+        refine_steps=args.refine_steps,
+        force=args.force,
+    )
+    failed = [r for r in records if r["status"] != "ok"]
+    print(
+        f"{len(records) - len(failed)} of {len(records)} jobs ok in {time.perf_counter() - t0:.0f} s; "
+        f"tables in {args.out}/results.md (results.json, results.csv)"
+    )
+
+
 def _cmd_view(args: argparse.Namespace) -> None:
     from viewer import serve
 
@@ -145,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-steps", type=int, default=200, help="test-pose refinement steps")
     p.add_argument("--backend", default="auto")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("batch", help="reconstruct and score every scene of a benchmark folder")
+    p.add_argument("root", help="folder of scenes, each <Scene>/images (+ sparse/0), Tanks & Temples layout")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--layout", default="tnt", help="benchmark layout (tnt)")
+    p.add_argument("--views", default="3,6,12", help="training-view counts, comma-separated")
+    p.add_argument("--scenes", help="only these scene folders, comma-separated")
+    p.add_argument("--poses", default="auto", help="auto | sparse | colmap | gt (the scene's own model)")
+    p.add_argument("--steps", type=int, help="training steps per fit")
+    p.add_argument("--budget", type=int, default=200_000, help="max initial Gaussians")
+    p.add_argument("--max-side", type=int, default=512)
+    p.add_argument("--refine-steps", type=int, default=200, help="test-pose refinement steps")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--jobs", type=int, default=1, help="local executor: worker processes")
+    p.add_argument("--address", help="ray executor: cluster address (default: start a local Ray)")
+    p.add_argument("--cpus-per-job", type=int, help="ray executor: CPUs per task (default 1)")
+    p.add_argument("--gpus-per-job", type=float, default=0, help="ray executor: GPUs per task")
+    p.add_argument("--force", action="store_true", help="redo jobs that already finished")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("info", help="load a scene folder and print its summary")
     p.add_argument("path")

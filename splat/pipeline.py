@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,7 @@ def _cameras_from_given(path: str, names: list[str], sizes: list[tuple[int, int]
 
 
 def stage_poses(
-    run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool
+    run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool, progress=None
 ) -> Cameras:
     """Cameras for the training images: given, resumed from RUN/poses, or estimated."""
     from splat.io.colmap import write_model
@@ -124,10 +125,34 @@ def stage_poses(
         return _cameras_from_given(str(run / "poses"), names, sizes)
     from splat.poses import estimate_poses
 
-    result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal)
+    show = sys.stderr.isatty() if progress is None else progress
+    result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal, progress=show)
     write_model(run / "poses", result.cameras, result.points, result.colors)
     _write_json(run / "poses" / "poses.json", {"method": result.method, "reason": result.reason})
     return result.cameras
+
+
+def _sparse_points(run: Path, images, cameras: Cameras, cfg: FitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(P,3) points and (P,3) colours for the 3DGS sparse start: those of the pose model, or, when the
+    model has none (e.g. given poses without points), triangulated from the images with those poses."""
+    from splat.io.colmap import read_model
+
+    model_dir = Path(cfg.poses[len("given:") :]) if cfg.poses.startswith("given:") else run / "poses"
+    points = read_model(model_dir)
+    if len(points.points) >= 4:
+        return points.points, points.colors
+    import tempfile
+
+    import cv2
+
+    from splat.init.colmap_points import triangulate_known_poses
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for image, name in zip(images, cameras.names):
+            rgb = np.asarray(image)
+            rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8) if rgb.dtype != np.uint8 else rgb
+            cv2.imwrite(str(Path(tmp) / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return triangulate_known_poses(tmp, cameras)
 
 
 def stage_init(
@@ -149,10 +174,8 @@ def stage_init(
         )
     elif cfg.init == "sparse":
         from splat.init.sparse import sparse_init
-        from splat.io.colmap import read_model
 
-        model = read_model(run / "poses")
-        gaussians, conf = sparse_init(model.points, model.colors), None
+        gaussians, conf = sparse_init(*_sparse_points(run, images, cameras, cfg)), None
         report = {"gaussians": len(gaussians)}
     else:
         raise InputError(f"unknown --init {cfg.init!r}: use edgs, sparse or given:PATH.ply")
@@ -165,12 +188,19 @@ def stage_init(
 
 
 def fit(
-    images_dir: str | Path, out_dir: str | Path, cfg: FitConfig, *, resume: bool = False, on_train_start=None
+    images_dir: str | Path,
+    out_dir: str | Path,
+    cfg: FitConfig,
+    *,
+    resume: bool = False,
+    on_train_start=None,
+    progress: bool | None = None,
 ) -> dict:
     """Run the whole pipeline; returns the metrics dict also written to OUT/metrics.json.
 
     `on_train_start(gaussians, cameras, images) -> list of callbacks` lets a caller (the live viewer)
     watch training: each callback receives a splat.train.StepReport after every step.
+    `progress`: show progress bars (default: when stderr is a terminal).
     """
     from splat.io.colmap import write_model
     from splat.io.images import load_image_folder, require_views
@@ -190,7 +220,7 @@ def fit(
         names = [imageset.names[i] for i in keep]
         require_views(imageset, 2)
     with clock("poses"):
-        cameras = stage_poses(run, images, names, cfg, resume)
+        cameras = stage_poses(run, images, names, cfg, resume, progress)
     with clock("init"):
         gaussians = stage_init(run, images, cameras, cfg, resume)
     with clock("train"):
@@ -203,6 +233,7 @@ def fit(
             callbacks=callbacks,
             checkpoint_dir=run / "checkpoints",
             resume=resume,
+            progress=progress,
         )
     with clock("export"):
         write_ply(run / "splat.ply", result.gaussians)

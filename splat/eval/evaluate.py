@@ -46,9 +46,16 @@ def gt_cameras_in_run_frame(run_cams: Cameras, gt_cams: Cameras) -> tuple[Camera
 
 
 def evaluate_run(
-    run_dir: str | Path, gt_dir: str | Path, refine_steps: int = 200, backend: str = "auto"
+    run_dir: str | Path,
+    gt_dir: str | Path,
+    refine_steps: int = 200,
+    backend: str = "auto",
+    test_names: list[str] | None = None,
 ) -> dict:
-    """Score RUN against GT (COLMAP layout: images/ + sparse/0); writes RUN/eval.json and returns it."""
+    """Score RUN against GT (COLMAP layout: images/ + sparse/0); writes RUN/eval.json and returns it.
+
+    `test_names`: the views to score (default: `test_view_names`, the Tanks & Temples rule).
+    """
     from splat.eval.metrics import lpips, psnr, ssim
     from splat.io.atomic import atomic_write_text
     from splat.io.datasets import load_scene
@@ -63,7 +70,10 @@ def evaluate_run(
     if scene.cameras is None:
         raise InputError(f"{gt_dir}: no ground-truth cameras (expected sparse/0 with a COLMAP model)")
     mapped, ate_report = gt_cameras_in_run_frame(run_cams, scene.cameras)
-    names = test_view_names(scene.images.names, run_cams.names)
+    names = test_names if test_names is not None else test_view_names(scene.images.names, run_cams.names)
+    unknown = [n for n in names if n not in mapped.names]
+    if unknown:
+        raise InputError(f"{gt_dir}: test views {', '.join(unknown)} have no ground-truth camera")
     if not names:
         raise InputError(f"{gt_dir}: no held-out views to score (every image was used for training)")
     idx = [mapped.index(n) for n in names]

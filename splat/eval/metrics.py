@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -41,12 +42,46 @@ def gaussian_window(dtype=torch.float32, device=None) -> Tensor:
     return (g / g.sum()).to(dtype=dtype, device=device)
 
 
-def _blur(x: Tensor) -> Tensor:
-    """Per-channel 11x11 Gaussian filter of (B, C, H, W), zero padding, same size (separable)."""
+def blur_torch(x: Tensor) -> Tensor:
+    """Per-channel 11x11 Gaussian filter of (B, C, H, W), zero padding, same size (separable).
+
+    The PyTorch reference of `_blur`; used on GPUs.
+    """
     C = x.shape[1]
     g = gaussian_window(x.dtype, x.device)
     x = F.conv2d(x, g.view(1, 1, 1, -1).expand(C, 1, 1, -1), padding=(0, SSIM_WINDOW // 2), groups=C)
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, -1, 1), padding=(SSIM_WINDOW // 2, 0), groups=C)
+
+
+def _blur_opencv(x: Tensor) -> Tensor:
+    """`blur_torch` on the CPU with OpenCV's separable filter, plane by plane (~20x faster)."""
+    import cv2
+
+    B, C, H, W = x.shape
+    planes = x.detach().contiguous().reshape(B * C, H, W).numpy()
+    g = gaussian_window(x.dtype).numpy()
+    out = np.empty_like(planes)
+    for i in range(B * C):
+        cv2.sepFilter2D(planes[i], -1, g, g, dst=out[i], borderType=cv2.BORDER_CONSTANT)
+    return torch.from_numpy(out).reshape(B, C, H, W)
+
+
+class _BlurCPU(torch.autograd.Function):
+    """The zero-padded blur with a symmetric window is self-adjoint: its backward is the same blur."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return _blur_opencv(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return _blur_opencv(grad)
+
+
+def _blur(x: Tensor) -> Tensor:
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return _BlurCPU.apply(x)
+    return blur_torch(x)
 
 
 def ssim(img: Tensor, gt: Tensor) -> Tensor:

@@ -1,0 +1,128 @@
+"""`splat batch`: scenes in Tanks & Temples layout, jobs per split, tables, resume, failures, Ray."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from splat.batch import discover_scenes, plan_jobs, run_batch
+from splat.cli import main
+
+SCENES = Path(__file__).resolve().parents[1] / "scenes"
+# Tiny and fast: ground-truth poses, 64 px images, a few steps. The protocol is what is tested here.
+FIT = {"max_side": 64, "poses": "gt", "budget": 3000, "train": {"steps": 8}}
+
+
+def _scene(root: Path, name: str, source: str, n_images: int | None = None, sparse: bool = True) -> None:
+    (root / name / "images").mkdir(parents=True)
+    images = sorted((SCENES / source / "images").iterdir())
+    for image in images[:n_images] if n_images else images:
+        shutil.copy(image, root / name / "images" / image.name)
+    if sparse:
+        shutil.copytree(SCENES / source / "sparse", root / name / "sparse")
+
+
+@pytest.fixture(scope="module")
+def bench_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tnt")
+    _scene(root, "garden", "garden")
+    _scene(root, "statues", "statues")
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_run(bench_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results_local")
+    records = run_batch(bench_root, out, [3], fit=FIT, refine_steps=5, progress=False, say=lambda s: None)
+    return out, records
+
+
+def test_plan_follows_the_tnt_protocol(bench_root):
+    scenes = discover_scenes(bench_root)
+    assert [s.name for s in scenes] == ["garden", "statues"]
+    jobs, skipped = plan_jobs(scenes, [3, 12], "out", FIT)
+    assert not skipped and len(jobs) == 4
+    three = next(j for j in jobs if j.n_views == 3 and j.scene == "garden")
+    assert three.train == ["frame_000.jpg", "frame_011.jpg", "frame_023.jpg"]
+    assert [int(n[6:9]) for n in three.test] == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22]
+    twelve = next(j for j in jobs if j.n_views == 12 and j.scene == "garden")
+    assert not set(twelve.train) & set(twelve.test) and len(twelve.train) == 12
+
+
+def test_local_batch_scores_every_scene_and_writes_tables(local_run):
+    out, records = local_run
+    assert [(r["scene"], r["status"]) for r in records] == [("garden", "ok"), ("statues", "ok")]
+    for r in records:
+        assert 0 < r["psnr"] < 60 and 0 < r["ssim"] <= 1  # 8 steps at 64 px: the protocol is tested here
+        assert r["ate_rel"] < 1e-6  # ground-truth poses: the aligned trajectory is exact
+        assert sorted(r["per_view"]) == r["test_views"] and r["gaussians_final"] > 0
+        run = Path(r["run"])
+        assert (run / "splat.ply").exists()
+        assert json.loads((run / "eval.json").read_text())["psnr"] == r["psnr"]
+    saved = json.loads((out / "results.json").read_text())["records"]
+    assert [r["psnr"] for r in saved] == [r["psnr"] for r in records]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["scene"] for row in rows] == ["garden", "statues"]
+    assert abs(float(rows[0]["psnr"]) - records[0]["psnr"]) < 1e-9
+    md = (out / "results.md").read_text()
+    assert "## 3 training views" in md and "| garden |" in md and "mean (2 scored)" in md
+    assert "Comparable:" in md
+
+
+def test_finished_jobs_are_skipped_unless_forced(bench_root, local_run):
+    out, records = local_run
+    job_file = Path(records[0]["run"]) / "job.json"
+    stamp = job_file.stat().st_mtime_ns
+    again = run_batch(bench_root, out, [3], fit=FIT, refine_steps=5, progress=False, say=lambda s: None)
+    assert all(r.get("reused") for r in again)
+    assert job_file.stat().st_mtime_ns == stamp
+    assert [r["psnr"] for r in again] == [r["psnr"] for r in records]
+
+
+def test_broken_scenes_are_reported_and_the_batch_goes_on(tmp_path):
+    root = tmp_path / "tnt"
+    _scene(root, "garden", "garden")
+    _scene(root, "no_model", "still_life", sparse=False)
+    _scene(root, "short", "still_life", n_images=10)
+    out = tmp_path / "out"
+    code = main(["batch", str(root), "--views", "3,6", "--out", str(out), "--max-side", "64", "--poses", "gt",
+                 "--steps", "4", "--budget", "2000", "--refine-steps", "2", "--scenes", "garden,no_model,short"])  # fmt: skip
+    assert code == 0
+    records = {(r["scene"], r["n_views"]): r for r in json.loads((out / "results.json").read_text())["records"]}
+    assert records[("garden", 3)]["status"] == "ok" and records[("garden", 6)]["status"] == "ok"
+    assert records[("no_model", 3)]["status"] == "failed"
+    assert "sparse/0" in records[("no_model", 3)]["error"]
+    # 10 images: 5 test views, a pool of 5, so 3 views run (scaled split) and 6 are skipped
+    assert records[("short", 3)]["protocol"] == "scaled" and records[("short", 3)]["status"] == "ok"
+    assert records[("short", 6)]["status"] == "skipped" and "10 images" in records[("short", 6)]["error"]
+    md = (out / "results.md").read_text()
+    assert "failed:" in md and "not comparable" in md
+
+
+def test_missing_benchmark_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no scene folders" in capsys.readouterr().err
+
+
+def test_ray_executor_gives_the_local_metrics(bench_root, local_run, tmp_path):
+    ray = pytest.importorskip("ray")
+    _, local = local_run
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        records = run_batch(bench_root, tmp_path / "ray", [3], fit=FIT, refine_steps=5, executor="ray",
+                            cpus_per_job=1, progress=False, say=lambda s: None)  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    for a, b in zip(local, records):
+        assert a["scene"] == b["scene"]
+        assert abs(a["psnr"] - b["psnr"]) < 0.05 and abs(a["ssim"] - b["ssim"]) < 0.002
+        assert a["gaussians_final"] == b["gaussians_final"]
