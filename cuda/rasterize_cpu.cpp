@@ -608,6 +608,8 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
 
 }  // namespace
 
+void bind_project(pybind11::module& m);  // cuda/project_cpu.cpp
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Tiled CPU compositing of screen-space Gaussians (docs/RASTER_CONTRACT.md)";
   m.def("forward", &forward, "composite forward: image, alpha, depth, then saved state and timings");
@@ -619,4 +621,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   });
 #endif
   m.def("backward", &backward, "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
+  bind_project(m);
 }

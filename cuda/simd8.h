@@ -105,6 +105,31 @@ static inline vf exp_neg(vf x) {
   return p * scale;
 }
 
+// exp(x) on [-87, 88] (inputs outside are clamped; NaN -> -87), same method and accuracy as exp_neg.
+// Used for scales exp(log_scale), which may be > 1.
+static inline vf exp_any(vf x) {
+  const vf xc = vmin(x > -87.0f ? x : splat(-87.0f), splat(88.0f));
+  const vf magic = splat(12582912.0f);
+  const vf shifted = xc * 1.44269504088896341f + magic;
+  const vf n = shifted - magic;
+  const vf r = fmadd(n, splat(2.12194440e-4f), fmadd(n, splat(-0.693359375f), xc));
+  vf p = splat(1.0f / 5040.0f);
+  p = fmadd(p, r, splat(1.0f / 720.0f));
+  p = fmadd(p, r, splat(1.0f / 120.0f));
+  p = fmadd(p, r, splat(1.0f / 24.0f));
+  p = fmadd(p, r, splat(1.0f / 6.0f));
+  p = fmadd(p, r, splat(0.5f));
+  p = fmadd(p, r, splat(1.0f));
+  p = fmadd(p, r, splat(1.0f));
+  vi bits, magic_bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  std::memcpy(&magic_bits, &magic, sizeof magic_bits);
+  bits = (bits - magic_bits + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
 // Lane sums of v[0..7] in a fixed order, written to out[0..7].
 static inline void hsum8(const vf* v, float* out) {
 #ifdef SPLAT_AVX2

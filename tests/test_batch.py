@@ -58,7 +58,7 @@ def test_local_batch_scores_every_scene_and_writes_tables(local_run):
     assert [(r["scene"], r["status"]) for r in records] == [("garden", "ok"), ("statues", "ok")]
     for r in records:
         assert 0 < r["psnr"] < 60 and 0 < r["ssim"] <= 1  # 8 steps at 64 px: the protocol is tested here
-        assert r["ate_rel"] < 1e-6  # ground-truth poses: the aligned trajectory is exact
+        assert r["ate_rel"] < 1e-3  # ground-truth poses, refined for 8 small steps
         assert sorted(r["per_view"]) == r["test_views"] and r["gaussians_final"] > 0
         run = Path(r["run"])
         assert (run / "splat.ply").exists()

@@ -64,12 +64,15 @@ class DenseMatches:
         confidence: (H,W) float32 in [0,1]; 0 where the match is unreliable or leaves img1.
         F: (3,3) fundamental matrix used (given or estimated), in input-image coordinates, or None.
         stats: sparse-match counts, working scale, seconds.
+        reverse: the matches from img1 to img0 (at img1's resolution) computed in the same run, when
+            `dense_match(..., both_ways=True)` asked for them; else None.
     """
 
     match_xy: np.ndarray
     confidence: np.ndarray
     F: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
+    reverse: DenseMatches | None = None
 
     @property
     def flow(self) -> np.ndarray:
@@ -131,6 +134,17 @@ def _check_image(img: np.ndarray, name: str) -> None:
         raise InputError(f"{name}: expected an (H,W,3) float RGB image of at least 16x16 pixels, got {shape}")
 
 
+def working_gray(img: np.ndarray, side: int) -> np.ndarray:
+    """uint8 grey (h,w) of an RGB image (H,W,3) resized so its longer side is `side`.
+
+    dense_match works on img0 at side = min(max_side, max(H0,W0)) and on img1 at the same side;
+    sparse features computed on these and divided by the per-axis scale (w/W, h/H) can be
+    passed to it as `sparse_matches`.
+    """
+    H, W = img.shape[:2]
+    return _to_gray_u8(img, side / max(H, W))
+
+
 def _to_gray_u8(img: np.ndarray, scale: float) -> np.ndarray:
     rgb = np.nan_to_num(np.asarray(img, np.float32), nan=0.0)
     gray = cv2.cvtColor(np.clip(rgb, 0, 1), cv2.COLOR_RGB2GRAY)
@@ -186,33 +200,28 @@ def _dis_args(cfg: DenseMatchConfig) -> dict:
 
 
 def _flow_unrectified(g0, g1, xy0, xy1, cfg: DenseMatchConfig):
-    """Match (h0,w0,2) and cycle error (h0,w0) by DIS flow seeded with the interpolated matches."""
+    """Matches and cycle errors both ways by DIS flow seeded with the interpolated sparse matches.
+
+    Returns ((match (h0,w0,2), cycle error (h0,w0)), (match (h1,w1,2), cycle error (h1,w1))).
+    """
     Hc, Wc = max(g0.shape[0], g1.shape[0]), max(g0.shape[1], g1.shape[1])
     c0, c1 = _pad_to(g0, Hc, Wc), _pad_to(g1, Hc, Wc)
     f01 = flowlib.dis_flow(c0, c1, guide.interpolate_flow(xy0, xy1, (Hc, Wc)), **_dis_args(cfg))
     f10 = flowlib.dis_flow(c1, c0, guide.interpolate_flow(xy1, xy0, (Hc, Wc)), **_dis_args(cfg))
-    valid1 = np.zeros((Hc, Wc), bool)
-    valid1[: g1.shape[0], : g1.shape[1]] = True
-    h, w = g0.shape
-    f01 = f01[:h, :w]
-    return pixel_centres(h, w) + f01, flowlib.cycle_error(f01, f10, valid1)
+    out = []
+    for fa, fb, ga, gb in ((f01, f10, g0, g1), (f10, f01, g1, g0)):
+        valid_b = np.zeros((Hc, Wc), bool)
+        valid_b[: gb.shape[0], : gb.shape[1]] = True
+        h, w = ga.shape
+        cyc = flowlib.cycle_error(fa, fb, valid_b)[:h, :w]
+        out.append((pixel_centres(h, w) + fa[:h, :w], cyc))
+    return out[0], out[1]
 
 
-def _flow_rectified(g0, g1, xy0, xy1, rect: rectification.Rectification, cfg: DenseMatchConfig):
-    """Match (h0,w0,2) and cycle error (h0,w0) by DIS flow on the rectified pair, seeded by SGBM."""
-    r0, in0 = rectification.warp_image(g0, rect.H0, rect.size)
-    r1, in1 = rectification.warp_image(g1, rect.H1, rect.size)
-    q0, q1 = rectification.apply_homography(rect.H0, xy0), rectification.apply_homography(rect.H1, xy1)
-    shape = (rect.size[1], rect.size[0])
-    s01, s10 = guide.interpolate_flow(q0, q1, shape), guide.interpolate_flow(q1, q0, shape)
-    s01, s10 = rectification.sgbm_seeds(r0, r1, q0[:, 0] - q1[:, 0], s01, s10)
-    f01 = flowlib.dis_flow(r0, r1, s01, **_dis_args(cfg))
-    f10 = flowlib.dis_flow(r1, r0, s10, **_dis_args(cfg))
-    cyc = flowlib.cycle_error(f01, f10, in1)
-    cyc[~in0] = flowlib.OUT_OF_BOUNDS
-    # back to image 0's working grid: sample the rectified fields at H0(x), map matches by H1^-1
-    q = rectification.apply_homography(rect.H0, pixel_centres(*g0.shape)).astype(np.float32) - 0.5
-    f = cv2.remap(f01, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def _unrectify(field, cyc, Ha, Hb, shape):
+    """Rectified flow/cycle error of image a -> matches (h,w,2) and cycle error (h,w) on a's grid."""
+    q = rectification.apply_homography(Ha, pixel_centres(*shape)).astype(np.float32) - 0.5
+    f = cv2.remap(field, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     cyc = cv2.remap(
         cyc,
         q[..., 0],
@@ -221,8 +230,30 @@ def _flow_rectified(g0, g1, xy0, xy1, rect: rectification.Rectification, cfg: De
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=flowlib.OUT_OF_BOUNDS,
     )
-    match = rectification.apply_homography(np.linalg.inv(rect.H1), q + 0.5 + f)
-    return match, cyc
+    return rectification.apply_homography(np.linalg.inv(Hb), q + 0.5 + f), cyc
+
+
+def _flow_rectified(g0, g1, xy0, xy1, rect: rectification.Rectification, cfg: DenseMatchConfig):
+    """Matches and cycle errors both ways by DIS flow on the rectified pair, seeded by SGBM.
+
+    Returns ((match (h0,w0,2), cycle error (h0,w0)), (match (h1,w1,2), cycle error (h1,w1))).
+    """
+    r0, in0 = rectification.warp_image(g0, rect.H0, rect.size)
+    r1, in1 = rectification.warp_image(g1, rect.H1, rect.size)
+    q0, q1 = rectification.apply_homography(rect.H0, xy0), rectification.apply_homography(rect.H1, xy1)
+    shape = (rect.size[1], rect.size[0])
+    s01, s10 = guide.interpolate_flow(q0, q1, shape), guide.interpolate_flow(q1, q0, shape)
+    s01, s10 = rectification.sgbm_seeds(r0, r1, q0[:, 0] - q1[:, 0], s01, s10)
+    f01 = flowlib.dis_flow(r0, r1, s01, **_dis_args(cfg))
+    f10 = flowlib.dis_flow(r1, r0, s10, **_dis_args(cfg))
+    cyc01, cyc10 = flowlib.cycle_error(f01, f10, in1), flowlib.cycle_error(f10, f01, in0)
+    cyc01[~in0] = flowlib.OUT_OF_BOUNDS
+    cyc10[~in1] = flowlib.OUT_OF_BOUNDS
+    # back to each image's working grid: sample the rectified fields at H(x), map matches by H_other^-1
+    return (
+        _unrectify(f01, cyc01, rect.H0, rect.H1, g0.shape),
+        _unrectify(f10, cyc10, rect.H1, rect.H0, g1.shape),
+    )
 
 
 def _dense_seeds(match: np.ndarray, conf: np.ndarray, step: int, min_conf: float = 0.5):
@@ -232,28 +263,42 @@ def _dense_seeds(match: np.ndarray, conf: np.ndarray, step: int, min_conf: float
     return pixel_centres(*conf.shape)[sub][ok].astype(np.float64), match[sub][ok].astype(np.float64)
 
 
+def _finish(match, cyc, ga, gb, F_ab, cfg: DenseMatchConfig):
+    """Matches of image a in image b on the working grid: (match (h,w,2) float32, confidence (h,w))."""
+    grid = pixel_centres(*ga.shape)
+    hb, wb = gb.shape
+    inside = (match[..., 0] > 0) & (match[..., 0] < wb) & (match[..., 1] > 0) & (match[..., 1] < hb)
+    cyc = np.where(inside & np.isfinite(match).all(-1), cyc, flowlib.OUT_OF_BOUNDS)
+    match = np.where(np.isfinite(match), match, grid)
+    epi = None
+    if F_ab is not None:
+        epi = guide.epipolar_distance(F_ab, grid.astype(np.float64), match.astype(np.float64))
+        if cfg.snap_to_epipolar:
+            match = guide.project_to_epipolar_lines(F_ab, grid.astype(np.float64), match.astype(np.float64))
+    disc = flowlib.flow_discontinuity((match - grid).astype(np.float32))
+    conf = _confidence(cyc, flowlib.texture_strength(ga), epi, disc, cfg)
+    return match.astype(np.float32), conf
+
+
 def _match_pass(g0, g1, xy0, xy1, F_work, cfg: DenseMatchConfig):
-    """One dense pass on the working pair: (match (h,w,2), confidence (h,w), rectified or not)."""
+    """One dense pass on the working pair: ((match01, conf01), (match10, conf10), rectified or not)."""
     rect = None
     if F_work is not None and cfg.rectify:
         rect = rectification.rectify_pair(F_work, xy0, xy1, g0.shape, g1.shape)
     if rect is not None:
-        match, cyc = _flow_rectified(g0, g1, xy0, xy1, rect, cfg)
+        fwd, bwd = _flow_rectified(g0, g1, xy0, xy1, rect, cfg)
     else:
-        match, cyc = _flow_unrectified(g0, g1, xy0, xy1, cfg)
-    grid = pixel_centres(*g0.shape)
-    h1, w1 = g1.shape
-    inside = (match[..., 0] > 0) & (match[..., 0] < w1) & (match[..., 1] > 0) & (match[..., 1] < h1)
-    cyc = np.where(inside & np.isfinite(match).all(-1), cyc, flowlib.OUT_OF_BOUNDS)
-    match = np.where(np.isfinite(match), match, grid)
-    epi = None
-    if F_work is not None:
-        epi = guide.epipolar_distance(F_work, grid.astype(np.float64), match.astype(np.float64))
-        if cfg.snap_to_epipolar:
-            match = guide.project_to_epipolar_lines(F_work, grid.astype(np.float64), match.astype(np.float64))
-    disc = flowlib.flow_discontinuity((match - grid).astype(np.float32))
-    conf = _confidence(cyc, flowlib.texture_strength(g0), epi, disc, cfg)
-    return match.astype(np.float32), conf, rect is not None
+        fwd, bwd = _flow_unrectified(g0, g1, xy0, xy1, cfg)
+    F_rev = None if F_work is None else F_work.T
+    return _finish(*fwd, g0, g1, F_work, cfg), _finish(*bwd, g1, g0, F_rev, cfg), rect is not None
+
+
+def _to_input_size(match, conf, size_a, scale_b) -> tuple[np.ndarray, np.ndarray]:
+    """Working-grid matches/confidence resized to image a's input size (W,H), in image b's input pixels."""
+    match_xy = cv2.resize(match, size_a, interpolation=cv2.INTER_LINEAR)
+    match_xy /= np.array(scale_b, np.float32)
+    conf = np.clip(cv2.resize(conf, size_a, interpolation=cv2.INTER_LINEAR), 0, 1)
+    return match_xy, conf.astype(np.float32)
 
 
 def dense_match(
@@ -264,8 +309,9 @@ def dense_match(
     sparse_matches: tuple[np.ndarray, np.ndarray] | None = None,
     max_side: int = 1024,
     cfg: DenseMatchConfig | None = None,
+    both_ways: bool = False,
 ) -> DenseMatches:
-    """Dense matches from img0 to img1.
+    """Dense matches from img0 to img1 (and from img1 to img0 when both_ways).
 
     Args:
         img0, img1: float32 (H0,W0,3), (H1,W1,3) RGB in [0,1]; sizes may differ.
@@ -274,6 +320,8 @@ def dense_match(
             instead of SIFT (they are still verified).
         max_side: matching runs with both images scaled so their longer side is at most this
             (img1 to the same longer side as img0); results are resized back to img0's resolution.
+        both_ways: also return img1 -> img0 matches (`.reverse`, at img1's resolution); the
+            matcher computes both flows anyway for its cycle check, so this costs little.
     Returns:
         DenseMatches at img0's resolution.
     """
@@ -301,7 +349,7 @@ def dense_match(
     if F is None and n_verified < cfg.min_matches_for_F:
         F_work = None  # too few sparse matches to trust their F: let a first dense pass settle it
     for it in range(cfg.passes):
-        match, conf, rectified = _match_pass(g0, g1, xy0, xy1, F_work, cfg)
+        (match, conf), backward, rectified = _match_pass(g0, g1, xy0, xy1, F_work, cfg)
         if rectified or it + 1 == cfg.passes:
             break
         # Confident dense matches re-seed a second pass and settle F where sparse ones could not.
@@ -314,9 +362,7 @@ def dense_match(
             cfg,
         )
 
-    match_xy = cv2.resize(match, (W0, H0), interpolation=cv2.INTER_LINEAR)
-    match_xy /= np.array([s1x, s1y], np.float32)
-    conf = np.clip(cv2.resize(conf, (W0, H0), interpolation=cv2.INTER_LINEAR), 0, 1)
+    match_xy, conf = _to_input_size(match, conf, (W0, H0), (s1x, s1y))
     F_out = None if F_work is None else _scale_F(F_work, 1 / s0x, 1 / s0y, 1 / s1x, 1 / s1y)
     stats = {
         "sparse_matches": n_sparse,
@@ -328,4 +374,8 @@ def dense_match(
         "seconds_sparse": round(t_sparse, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return DenseMatches(match_xy, conf.astype(np.float32), F_out, stats)
+    reverse = None
+    if both_ways:
+        rev_xy, rev_conf = _to_input_size(*backward, (W1, H1), (s0x, s0y))
+        reverse = DenseMatches(rev_xy, rev_conf, None if F_out is None else F_out.T, stats)
+    return DenseMatches(match_xy, conf, F_out, stats, reverse)

@@ -51,12 +51,24 @@ def ransac_pnp_translation(
         err, z = reprojection(K[None], w2c, X, np.zeros(N, int), uv)
         return (err < thresh_px) & (z > 0), z
 
-    for _ in range(iters):
-        s = rng.choice(N, 2, replace=False)
-        t = pnp_translation(R, X[s], xn[s])
-        inl, _ = inliers(t)
-        if inl.sum() > best_inl.sum():
-            best_t, best_inl = t, inl
+    # all minimal samples at once: 2 points give 4 linear equations in t (see pnp_translation)
+    s = np.stack([rng.choice(N, 2, replace=False) for _ in range(iters)])  # (iters, 2)
+    y = X @ R.T
+    u, v = xn[:, 0], xn[:, 1]
+    z0, one = np.zeros(N), np.ones(N)
+    rows = np.stack([np.stack([z0, -one, v], 1), np.stack([one, z0, -u], 1)], 1)  # (N,2,3)
+    rhs = np.stack([y[:, 1] - v * y[:, 2], u * y[:, 2] - y[:, 0]], 1)  # (N,2)
+    A = rows[s].reshape(iters, 4, 3)
+    b = rhs[s].reshape(iters, 4)
+    AtA = A.transpose(0, 2, 1) @ A + 1e-12 * np.eye(3)
+    ts = np.linalg.solve(AtA, (A.transpose(0, 2, 1) @ b[..., None]))[..., 0]  # (iters,3)
+    Xc = y[None] + ts[:, None, :]  # (iters,N,3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = Xc[..., :2] / Xc[..., 2:] * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
+    err = np.linalg.norm(px - uv[None], axis=-1)
+    ok = (err < thresh_px) & (Xc[..., 2] > 0)
+    k = int(np.argmax(ok.sum(1)))
+    best_t, best_inl = ts[k], ok[k]
     if best_t is None or best_inl.sum() < 3:
         return None, best_inl
     for _ in range(3):  # reweight rows by 1/depth so the algebraic error approximates the image error
@@ -109,8 +121,12 @@ def register_views(
     reg[[a, b]] = True
     info = {"order": [(a, "origin"), (b, f"pair {a}-{b} direction")]}
     _set_translations(w2c, centres, reg)
+    X = np.full((tracks.num_tracks, 3), np.nan)
+    new_views = [a, b]
     while not reg.all():
-        X, count = triangulate_tracks(tracks, K, w2c, reg)
+        # only tracks seen by the newly placed view change their triangulation
+        touched = np.unique(tracks.track[np.isin(tracks.view, new_views)])
+        X[touched] = triangulate_tracks(tracks, K, w2c, reg, touched)[0][touched]
         good = _good_points(tracks, K, w2c, X, reg, thresh_px)
         obs_ok = ~reg[tracks.view] & good[tracks.track]
         n_obs = np.bincount(tracks.view[obs_ok], minlength=V)
@@ -128,6 +144,7 @@ def register_views(
             if v is None:
                 break
         reg[v] = True
+        new_views = [v]
         info["order"].append((v, placed))
         _set_translations(w2c, centres, reg)
     return w2c, reg, info

@@ -36,7 +36,11 @@ from splat.poses.twoview import Hypothesis, normalize_points, pose_hypotheses, r
 
 @dataclass
 class SparseViewConfig:
-    feature: str = "asift"
+    # auto: ASIFT up to `asift_max_views` views; beyond, plain SIFT unless it finds fewer than
+    # `sift_min_keypoints` per image (texture-poor scenes), then ASIFT. Or force 'asift' | 'sift'.
+    feature: str = "auto"
+    asift_max_views: int = 8
+    sift_min_keypoints: int = 800
     max_keypoints: int | None = None  # None: 8000 for <= 6 views, 5000 for <= 12, else 4000
     ratio: float = 0.85  # Lowe ratio for the tentative matches used to find poses
     guided_ratio: float = 0.95  # looser ratio for matches re-verified against the solved poses
@@ -47,7 +51,7 @@ class SparseViewConfig:
     focal_steps: int = 5  # candidates ~1.4x apart; bundle adjustment refines from the best
     huber_px: float = 1.5
     exhaustive_views: int = 8  # above this, pairs are pruned by a coarse match before the full one
-    colmap_ransac_below: int = 150  # pairs with fewer E inliers also get COLMAP's LO-RANSAC hypothesis
+    colmap_ransac_below: int = 80  # pairs with fewer E inliers also get COLMAP's LO-RANSAC hypothesis
     workers: int = 2  # threads for features and matching
 
 
@@ -88,8 +92,12 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
     V = len(images)
     n_kp = cfg.max_keypoints or (8000 if V <= 6 else 5000 if V <= 12 else 4000)
     tilt = 3 if V <= 6 else 2  # many views: neighbours are closer, fewer affine simulations do
+    method = cfg.feature if cfg.feature != "auto" else ("asift" if V <= cfg.asift_max_views else "sift")
     with torch_threads(1), ThreadPoolExecutor(cfg.workers) as pool:
-        feats = list(pool.map(lambda im: detect_features(im, cfg.feature, n_kp, tilt), images))
+        feats = list(pool.map(lambda im: detect_features(im, method, n_kp, tilt), images))
+        if cfg.feature == "auto" and method == "sift" and np.median([len(f) for f in feats]) < cfg.sift_min_keypoints:
+            log(f"SIFT found only ~{int(np.median([len(f) for f in feats]))} keypoints per image; using ASIFT")
+            feats = list(pool.map(lambda im: detect_features(im, "asift", n_kp, tilt), images))
         times["features"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         pairs = select_pairs(images)

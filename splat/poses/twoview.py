@@ -161,7 +161,8 @@ def _colmap_essential(xy0, xy1, K0, K1, thresh_px):
     opts = pycolmap.RANSACOptions()
     opts.max_error = thresh_px
     opts.random_seed = 0
-    opts.min_num_trials = 300
+    opts.min_num_trials = 200
+    opts.max_num_trials = 3000  # low inlier ratios would otherwise run up to 100k trials
     r = pycolmap.estimate_essential_matrix(xy0, xy1, cam(K0), cam(K1), opts)
     if not r:
         return []

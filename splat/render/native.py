@@ -23,7 +23,7 @@ from torch import Tensor
 from splat.errors import SplatError
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "cuda"
-SOURCES = ("rasterize_cpu.cpp", "simd8.h")
+SOURCES = ("rasterize_cpu.cpp", "project_cpu.cpp", "simd8.h")
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 if os.environ.get("SPLAT_KERNEL_CPU_CLOCK") == "1":  # profiling: stage timers read process CPU time
     CFLAGS.append("-DSPLAT_CPU_CLOCK")
@@ -100,7 +100,7 @@ def load_native() -> ModuleType:
         try:
             module = load(
                 name=f"splat_rasterize_cpu_{key}",
-                sources=[str(SOURCE_DIR / "rasterize_cpu.cpp")],
+                sources=[str(SOURCE_DIR / n) for n in SOURCES if n.endswith(".cpp")],
                 extra_cflags=CFLAGS,
                 extra_ldflags=LDFLAGS,
                 extra_include_paths=[str(SOURCE_DIR)],

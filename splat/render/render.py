@@ -1,7 +1,9 @@
-"""render(): one differentiable view of a set of Gaussians, on one of three compositing backends.
+"""render(): one differentiable view of a set of Gaussians, on one of three backends.
 
-Projection and SH colour run in PyTorch (autograd reaches the Gaussians, the pose and K); the
-compositing step is `composite_torch` (reference), the native C++ kernel, or gsplat on CUDA.
+backend "torch": projection + SH colour in PyTorch (project_torch, autograd reaches the Gaussians,
+the pose and K) and `composite_torch`: the reference. backend "cpu": the same two steps in the
+native C++ extension (project_cpu with a hand-written exact backward, composite_cpu).
+backend "cuda": gsplat.
 """
 
 from __future__ import annotations
@@ -101,6 +103,37 @@ def gaussian_colors(gaussians: Gaussians, w2c: Tensor, sh_degree: int, clamp: bo
     return rgb.clamp_min(0) if clamp else rgb
 
 
+def project_torch(
+    gaussians: Gaussians, w2c: Tensor, K: Tensor, width: int, height: int, sh_degree: int, settings: RenderSettings
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Screen-space Gaussians in PyTorch (the reference twin of project_cpu.project_cpu).
+
+    Returns means2d (N,2), conics (N,3), colors (N,3), opacities (N,), depths (N,), radii (N,) int32.
+    """
+    s = settings
+    proj = project_gaussians(
+        gaussians.means, gaussians.log_scales, gaussians.quats, w2c, K, width, height,
+        near=s.near, far=s.far, eps2d=s.eps2d, antialias=s.antialias,
+    )  # fmt: skip
+    opacities = gaussians.opacities
+    if proj.opacity_compensation is not None:
+        opacities = opacities * proj.opacity_compensation
+    colors = gaussian_colors(gaussians, w2c, sh_degree, s.clamp_colors)
+    return proj.means2d, proj.conics, colors, opacities, proj.depths, proj.radii
+
+
+def _project_native(
+    gaussians: Gaussians, w2c: Tensor, K: Tensor, width: int, height: int, sh_degree: int, settings: RenderSettings
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    from splat.render.project_cpu import project_cpu
+
+    s = settings
+    return project_cpu(
+        gaussians, w2c, K, width, height, sh_degree,
+        near=s.near, far=s.far, eps2d=s.eps2d, antialias=s.antialias, clamp_colors=s.clamp_colors,
+    )  # fmt: skip
+
+
 _NATIVE: dict[str, object] = {}
 
 
@@ -108,17 +141,26 @@ def native_composite():
     """The native kernel's composite_cpu (imported, and built, on first use); SplatError if unavailable."""
     if "fn" not in _NATIVE:
         try:
-            from splat.render.native import composite_cpu
+            from splat.render.native import composite_cpu, load_native
+
+            load_native()
         except Exception as e:  # missing module, failed build, missing compiler
             _NATIVE["error"] = e
             _NATIVE["fn"] = None
         else:
             _NATIVE["fn"] = composite_cpu
+            _NATIVE["project"] = _project_native
     if _NATIVE["fn"] is None:
         raise SplatError(
             f"the native CPU rasterizer is unavailable ({_NATIVE['error']}); use backend='torch'"
         )
     return _NATIVE["fn"]
+
+
+def native_project():
+    """The native projection + SH (same extension as native_composite); SplatError if unavailable."""
+    native_composite()
+    return _NATIVE.get("project", project_torch)
 
 
 def _pick_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
@@ -168,22 +210,17 @@ def render(
     chosen = _pick_backend(backend, device, dtype)
     if chosen == "cuda":
         return _render_cuda(gaussians, K, w2c, width, height, degree, bg, settings)
-    proj = project_gaussians(
-        gaussians.means, gaussians.log_scales, gaussians.quats, w2c, K, width, height,
-        near=settings.near, far=settings.far, eps2d=settings.eps2d, antialias=settings.antialias,
-    )  # fmt: skip
-    opacities = gaussians.opacities
-    if proj.opacity_compensation is not None:
-        opacities = opacities * proj.opacity_compensation
-    colors = gaussian_colors(gaussians, w2c, degree, settings.clamp_colors)
-    composite = composite_torch if chosen == "torch" else native_composite()
+    if chosen == "torch":
+        project, composite = project_torch, composite_torch
+    else:
+        project, composite = native_project(), native_composite()
+    means2d, conics, colors, opacities, depths, radii = project(gaussians, w2c, K, width, height, degree, settings)
     image, alpha, depth = composite(
-        proj.means2d, proj.conics, colors, opacities, proj.depths, proj.radii,
-        width, height, bg, tile_size=settings.tile_size,
-    )  # fmt: skip
-    if proj.means2d.requires_grad:
-        proj.means2d.retain_grad()
-    return RenderOutput(image, alpha, depth, proj.radii, proj.radii > 0, proj.means2d, chosen)
+        means2d, conics, colors, opacities, depths, radii, width, height, bg, tile_size=settings.tile_size
+    )
+    if means2d.requires_grad:
+        means2d.retain_grad()
+    return RenderOutput(image, alpha, depth, radii, radii > 0, means2d, chosen)
 
 
 def _render_cuda(
