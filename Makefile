@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	@bash scripts/install_system_packages.sh $(APT_PACKAGES)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) $$($(PY) -c 'import torch' 2>/dev/null && echo --system-site-packages)
 	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,cluster]'
 	@touch $(STAMP)
 
 test: setup

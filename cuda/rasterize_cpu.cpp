@@ -35,6 +35,7 @@ constexpr float kAlphaMin = 1.0f / 255.0f;
 constexpr float kTMin = 1e-4f;
 constexpr int kMaxTile = 64;
 constexpr int kGradCols = 10;
+constexpr int kReducePrefetch = 48;  // gradient rows the reduction prefetches ahead
 // Loops over fewer Gaussians than this run on one thread: a parallel region costs a barrier, and on
 // a busy machine a barrier can wait a whole scheduler time slice for a descheduled thread.
 constexpr int64_t kParallelMin = 32768;  // mean x, mean y, conic a, b, c, opacity, r, g, b, depth
@@ -455,19 +456,24 @@ struct BwdIn {
 // Gradient row of Gaussian g at one tile: d(mx, my, a, b, c, o, r, g, b, depth), summed over the
 // tile's pixels back to front. dL/dalpha_i = T_i (G.c_i + gD d_i) - S_i / (1 - alpha_i), where
 // S_i = sum_{j>i} w_j (G.c_j + gD d_j) + T_N (G.bg - gA) is kept per pixel.
+// With s = dL/dsigma and dx = mx - px, dy = my - py (dy constant along a row), the loop keeps only
+// sums of s, s dx, s dx dx per row; the factors a, b, c, dy are applied once per row or per tile:
+// dL/dmx = a S(s dx) + b S(s dy), dL/dmy = b S(s dx) + c S(s dy),
+// dL/da = S(s dx dx) / 2, dL/db = S(s dx dy), dL/dc = S(s dy dy) / 2.
 inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Frame& f,
                               const int* row_last, TileScratch& s, float* row_out) {
+  // acc: S(s dx), S(s dy), S(s dx dx), S(s dx dy), S(s dy dy), d opacity, d colour (3), d depth.
   vf acc[kGradCols];
   for (auto& a : acc) a = splat(0.0f);
   int r0, r1, c0[kMaxTile + kLanes], c1[kMaxTile + kLanes];
   if (tg.spans(g, r0, r1, c0, c1)) {
     const vi jv = splat_i(j);
     const GaussVec gv(g);
-    const vf gcv = splat(g.c);
     for (int r = r0; r <= r1; ++r) {
       if (row_last[r] <= j || c0[r] > c1[r]) continue;
       const float dy_s = g.my - (float(tg.y_lo + r) + 0.5f);
-      const vf dy = splat(dy_s), cyy = splat((g.c * dy_s) * dy_s), half_dy = splat(0.5f * dy_s);
+      const vf dy = splat(dy_s), cyy = splat((g.c * dy_s) * dy_s);
+      vf row_s = splat(0.0f), row_sx = splat(0.0f);
       for (int x = c0[r]; x <= c1[r]; x += kLanes) {
         const int i = r * f.stride + x;
         const vi live = load_i(s.stop.p + i) > jv;  // Gaussian j was composited only before `last`
@@ -492,22 +498,29 @@ inline void backward_gaussian(const GRec& g, int j, const TileGeom& tg, const Fr
         const vf d_a = select(ev.oe <= kAlphaMax, d_alpha, splat(0.0f));  // clamp_max passes at equality
         acc[5] = fmadd(d_a, ev.e, acc[5]);
         const vf d_sigma = -(d_a * ev.oe);
-        // sigma = a dx^2 / 2 + b dx dy + c dy^2 / 2 with dx = mx - px, dy = my - py.
-        const vf dxs = d_sigma * ev.dx, dys = d_sigma * dy;
-        acc[0] = fmadd(dxs, gv.a, fmadd(dys, gv.b, acc[0]));
-        acc[1] = fmadd(dxs, gv.b, fmadd(dys, gcv, acc[1]));
-        acc[2] = fmadd(0.5f * dxs, ev.dx, acc[2]);
-        acc[3] = fmadd(dxs, dy, acc[3]);
-        acc[4] = fmadd(dys, half_dy, acc[4]);
+        const vf dxs = d_sigma * ev.dx;
+        row_s += d_sigma;
+        row_sx += dxs;
+        acc[2] = fmadd(dxs, ev.dx, acc[2]);
       }
+      acc[0] += row_sx;
+      acc[1] = fmadd(row_s, dy, acc[1]);
+      acc[3] = fmadd(row_sx, dy, acc[3]);
+      acc[4] = fmadd(row_s, dy * dy, acc[4]);
     }
   }
-  hsum8(acc, row_out);
-  row_out[8] = hsum(acc[8]);
-  row_out[9] = hsum(acc[9]);
+  float sums[kGradCols];
+  hsum8(acc, sums);
+  sums[8] = hsum(acc[8]);
+  sums[9] = hsum(acc[9]);
+  row_out[0] = g.a * sums[0] + g.b * sums[1];
+  row_out[1] = g.b * sums[0] + g.c * sums[1];
+  row_out[2] = 0.5f * sums[2], row_out[3] = sums[3], row_out[4] = 0.5f * sums[4];
+  for (int k = 5; k < kGradCols; ++k) row_out[k] = sums[k];
 }
 
-void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, const int32_t* toff, const BwdIn& in, TileScratch& s, float* rows, double* bg_grad) {
+void backward_tile(int t, const Frame& f, const GRec* recs, const int32_t* gids, const int32_t* toff,
+                   const BwdIn& in, TileScratch& s, float* rows, double* bg_grad) {
   const TileGeom tg(t, f);
   const int begin = toff[t], n = toff[t + 1] - begin;
   int row_last[kMaxTile];
@@ -589,7 +602,11 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
   for (int64_t g = 0; g < N; ++g) {
     float acc[kGradCols] = {0};
     for (int32_t k = off[g]; k < off[g + 1]; ++k) {  // fixed order: the Gaussian's tiles row-major
-      if (k + 16 < M) __builtin_prefetch(rows + int64_t(pos[k + 16]) * kGradCols);
+      // Rows are read in random order: prefetch far ahead (both cache lines a row may touch).
+      if (k + kReducePrefetch < M) {
+        const float* ahead = rows + int64_t(pos[k + kReducePrefetch]) * kGradCols;
+        __builtin_prefetch(ahead), __builtin_prefetch(ahead + kGradCols - 1);
+      }
       for (int c = 0; c < kGradCols; ++c) acc[c] += rows[int64_t(pos[k]) * kGradCols + c];
     }
     gm[2 * g] = acc[0], gm[2 * g + 1] = acc[1];

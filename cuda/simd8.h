@@ -130,6 +130,45 @@ static inline vf exp_any(vf x) {
   return p * scale;
 }
 
+// In-place transpose of an 8x8 block: r[i][j] <- r[j][i].
+__attribute__((always_inline)) static inline void transpose8(vf* r) {
+#ifdef SPLAT_AVX2
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps((__m256)r[i], (__m256)r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps((__m256)r[i], (__m256)r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = (vf)_mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = (vf)_mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+#else
+  for (int i = 0; i < 8; ++i)
+    for (int j = i + 1; j < 8; ++j) {
+      const float x = r[i][j];
+      r[i][j] = r[j][i];
+      r[j][i] = x;
+    }
+#endif
+}
+
+// Store the first n (0..8) lanes of v to p.
+static inline void store_first(float* p, vf v, int n) {
+  if (n == kLanes) return store(p, v);
+#ifdef SPLAT_AVX2
+  const vi lanes = vi{0, 1, 2, 3, 4, 5, 6, 7} < n;
+  _mm256_maskstore_ps(p, (__m256i)lanes, (__m256)v);
+#else
+  for (int i = 0; i < n; ++i) p[i] = v[i];
+#endif
+}
+
 // Lane sums of v[0..7] in a fixed order, written to out[0..7].
 static inline void hsum8(const vf* v, float* out) {
 #ifdef SPLAT_AVX2

@@ -6,8 +6,8 @@
 
 For every scene, size and resolution it prints the median time (ms, after a warm-up) of the
 compositing alone (forward, forward+backward) and of the full render (projection + SH +
-compositing), a cpu-over-torch speed-up table from the same run, and the cpu kernel's profile split
-(projection+SH, prep, sort, fill, composite forward, backward, reduce).
+compositing), a cpu-over-torch speed-up table from the same run, and the cpu path's profile split
+(native projection+SH forward and backward, prep, sort, fill, composite forward, backward, reduce).
 
 Scenes (camera at the origin looking down +z, focal 0.9 W):
 - realistic: Gaussians on a floor, a back wall and three spheres 2.5-8 m away, flattened along a
@@ -170,19 +170,24 @@ def machine_gflops() -> float:
 
 
 def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[str, float]:
-    """Median ms per stage of the cpu path (projection+SH, then the kernel's own wall-clock timers),
-    and the minimum process CPU time of the kernel's forward and backward on one thread
-    ("cpu1 fwd", "cpu1 bwd": robust to other processes sharing the machine)."""
+    """Median ms per stage of the cpu path (native projection+SH forward and backward, then the
+    compositing kernel's own wall-clock timers), and the minimum process CPU time of the compositing
+    kernel's forward and backward on one thread ("cpu1 fwd", "cpu1 bwd": robust to other processes
+    sharing the machine)."""
     from splat.render.native import LAST_PROFILE, composite_cpu
+    from splat.render.project_cpu import project_cpu
 
     K, w2c = camera(W, H)
     rows: dict[str, list[float]] = {}
     for _ in range(reps):
+        leaves = g.map(lambda t: t.detach().requires_grad_())
         t0 = time.perf_counter()
-        with torch.no_grad():
-            project_gaussians(g.means, g.log_scales, g.quats, w2c, K, W, H)
-            gaussian_colors(g, w2c, g.sh_degree)
-        rows.setdefault("proj+sh", []).append(time.perf_counter() - t0)
+        outs = project_cpu(leaves, w2c, K, W, H, g.sh_degree)
+        rows.setdefault("proj fwd", []).append(time.perf_counter() - t0)
+        out_grads = [torch.ones_like(o) for o in outs[:5]]  # (first-touch page faults: not timed)
+        t1 = time.perf_counter()
+        torch.autograd.backward(outs[:5], out_grads)
+        rows.setdefault("proj bwd", []).append(time.perf_counter() - t1)
         leaves = [x.detach().requires_grad_() for x in inputs[:5]]
         outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3))
         torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])

@@ -90,10 +90,13 @@ def test_broken_scenes_are_reported_and_the_batch_goes_on(tmp_path):
     _scene(root, "no_model", "still_life", sparse=False)
     _scene(root, "short", "still_life", n_images=10)
     out = tmp_path / "out"
-    code = main(["batch", str(root), "--views", "3,6", "--out", str(out), "--max-side", "64", "--poses", "gt",
-                 "--steps", "4", "--budget", "2000", "--refine-steps", "2", "--scenes", "garden,no_model,short"])  # fmt: skip
+    args = ["batch", str(root), "--views", "3,6", "--out", str(out), "--max-side", "64", "--poses", "gt"]
+    args += ["--steps", "4", "--budget", "2000", "--refine-steps", "2", "--scenes", "garden,no_model,short"]
+    code = main(args)
     assert code == 0
-    records = {(r["scene"], r["n_views"]): r for r in json.loads((out / "results.json").read_text())["records"]}
+    records = {
+        (r["scene"], r["n_views"]): r for r in json.loads((out / "results.json").read_text())["records"]
+    }
     assert records[("garden", 3)]["status"] == "ok" and records[("garden", 6)]["status"] == "ok"
     assert records[("no_model", 3)]["status"] == "failed"
     assert "sparse/0" in records[("no_model", 3)]["error"]

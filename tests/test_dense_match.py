@@ -128,6 +128,25 @@ def test_general_two_view_motion_with_depth_jump(given_F):
     assert np.mean(ok & ~visible) < 0.01  # occluded pixels are not reported confident
 
 
+@pytest.mark.parametrize("given_F", [False, True])
+def test_both_ways_gives_the_reverse_matches(given_F):
+    img0, img1, gt, visible, F = two_plane_pair(np.random.default_rng())
+    m = dense_match(img0, img1, F=F if given_F else None, both_ways=True)
+    r = m.reverse
+    assert r is not None and r.match_xy.shape == img1.shape[:2] + (2,)
+    assert np.isfinite(r.match_xy).all() and np.isfinite(r.confidence).all()
+    # following a confident img0 -> img1 match and then the reverse field leads back to the start
+    ok = confident(m) & visible
+    xy1 = m.match_xy[ok]
+    at = (xy1 - 0.5).astype(np.float32)[None]
+    back = cv2.remap(r.match_xy, at[..., 0], at[..., 1], cv2.INTER_LINEAR)[0]
+    back_conf = cv2.remap(r.confidence, at[..., 0], at[..., 1], cv2.INTER_LINEAR)[0]
+    err = np.linalg.norm(back - pixel_centres(*img0.shape[:2])[ok], axis=-1)
+    assert np.mean(back_conf >= 0.5) > 0.8
+    assert np.median(err[back_conf >= 0.5]) < 0.3
+    assert dense_match(img0, img1).reverse is None
+
+
 def test_sample_spreads_matches_over_the_image():
     rng = np.random.default_rng()
     H, W = 80, 100

@@ -23,7 +23,12 @@ def knn_scales(points: np.ndarray, k: int = 3) -> np.ndarray:
 def sparse_init(
     points: np.ndarray, colors: np.ndarray, opacity: float = 0.1, sh_degree: int = 3
 ) -> Gaussians:
-    """Gaussians at SfM points (P,3) with uint8 or [0,1] colours (P,3), 3DGS defaults (opacity 0.1)."""
+    """Gaussians at SfM points (P,3) with uint8 or [0,1] colours (P,3), 3DGS defaults (opacity 0.1).
+
+    No points give an empty set (P = 0), never NaNs.
+    """
+    if len(points) == 0:
+        return Gaussians.empty(sh_degree)
     rgb = colors.astype(np.float32)
     if colors.dtype == np.uint8:
         rgb = rgb / 255.0

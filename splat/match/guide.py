@@ -14,6 +14,30 @@ from scipy.spatial import Delaunay, QhullError, cKDTree
 MIN_MATCHES_FOR_F = 16  # fewer verified matches than this and an estimated F is not trusted
 
 
+def sift_features(gray: np.ndarray, max_features: int = 4000, contrast: float = 0.01):
+    """SIFT keypoints of a uint8 grey image (H,W): (xy (n,2) float64 pixel centres, descriptors (n,128)).
+
+    The contrast threshold is below OpenCV's default (0.04): smooth rendered or low-contrast
+    images otherwise yield too few keypoints to seed a dense match.
+    """
+    sift = cv2.SIFT_create(nfeatures=max_features, contrastThreshold=contrast)
+    kp, desc = sift.detectAndCompute(gray, None)
+    if desc is None or len(kp) == 0:
+        return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
+    return np.array([k.pt for k in kp], np.float64) + 0.5, desc  # OpenCV keypoints: centre at integer
+
+
+def match_features(feat0, feat1, ratio: float = 0.8):
+    """Mutual ratio-test matches between two `sift_features` results: xy0 (n,2), xy1 (n,2)."""
+    (p0, d0), (p1, d1) = feat0, feat1
+    if len(p0) < 2 or len(p1) < 2:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    i0, i1 = _mutual_ratio_matches(d0, d1, ratio)
+    if i0.size == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    return p0[i0], p1[i1]
+
+
 def sift_matches(
     gray0: np.ndarray,
     gray1: np.ndarray,
@@ -23,25 +47,14 @@ def sift_matches(
 ):
     """Mutual nearest-neighbour SIFT matches passing Lowe's ratio test.
 
-    The contrast threshold is below OpenCV's default (0.04): smooth rendered or low-contrast
-    images otherwise yield too few keypoints to seed a dense match.
-
     Args:
         gray0, gray1: uint8 grayscale images (H0,W0), (H1,W1).
     Returns:
         xy0 (n,2), xy1 (n,2) float64 pixel-centre coordinates.
     """
-    sift = cv2.SIFT_create(nfeatures=max_features, contrastThreshold=contrast)
-    k0, d0 = sift.detectAndCompute(gray0, None)
-    k1, d1 = sift.detectAndCompute(gray1, None)
-    if d0 is None or d1 is None or len(k0) < 2 or len(k1) < 2:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    i0, i1 = _mutual_ratio_matches(d0, d1, ratio)
-    if i0.size == 0:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    xy0 = np.array([k0[i].pt for i in i0], np.float64) + 0.5  # OpenCV keypoints: centre at integer
-    xy1 = np.array([k1[i].pt for i in i1], np.float64) + 0.5
-    return xy0, xy1
+    f0 = sift_features(gray0, max_features, contrast)
+    f1 = sift_features(gray1, max_features, contrast)
+    return match_features(f0, f1, ratio)
 
 
 def _mutual_ratio_matches(d0: np.ndarray, d1: np.ndarray, ratio: float):

@@ -173,6 +173,8 @@ def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_
 
     lam, cost = 1e-4, cost_of(w2c, f, points)
     history = [cost]
+    oa, ob = _observation_pairs(obs.pt, P)
+    pair_cam = obs.cam[oa] * V + obs.cam[ob]
     for _ in range(iters):
         r, Jc, Jx, front = _jacobians(w2c, f, pp, points, obs)
         sw = (_huber_weights(r.norm(dim=-1), huber_px) * front).sqrt()[:, None]
@@ -185,14 +187,14 @@ def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_
         A_full = torch.zeros(V * V, 7, 7, dtype=dt)
         A_full[torch.arange(V) * (V + 1)] = A
         A_n, g_n = pmap.square(A_full.reshape(V, V, 7, 7)), pmap.vec(g_c)
-        E = torch.zeros(P, V, 7, 3, dtype=dt).index_put_((obs.pt, obs.cam), B_obs, accumulate=True)
         for _attempt in range(10):
             Cinv = torch.linalg.inv(C + lam * torch.diag_embed(torch.diagonal(C, dim1=1, dim2=2) + 1e-9))
-            Q = (E.reshape(P, V * 7, 3) @ Cinv).reshape(P, V, 7, 3)  # E C^-1
-            T = Q.permute(1, 2, 0, 3).reshape(7 * V, 3 * P) @ E.permute(1, 2, 0, 3).reshape(7 * V, 3 * P).T
-            T = T.reshape(V, 7, V, 7).permute(0, 2, 1, 3)
-            S = A_n + lam * torch.diag(torch.diagonal(A_n) + 1e-9) - pmap.square(T)
-            QG = (Q.permute(1, 2, 0, 3).reshape(7 * V, 3 * P) @ g_x.reshape(-1)).reshape(V, 7)
+            Q = B_obs @ Cinv[obs.pt]  # (M,7,3): E C^-1 per observation
+            # Schur complement: sum over points of E_p C_p^-1 E_p^T, one 7x7 block per pair of
+            # observations of the same point (sparse: no (P, V) tensor)
+            T = torch.zeros(V * V, 7, 7, dtype=dt).index_add_(0, pair_cam, Q[oa] @ B_obs[ob].transpose(1, 2))
+            S = A_n + lam * torch.diag(torch.diagonal(A_n) + 1e-9) - pmap.square(T.reshape(V, V, 7, 7))
+            QG = torch.zeros(V, 7, dtype=dt).index_add_(0, obs.cam, _mv(Q, g_x[obs.pt]))
             dc = torch.linalg.solve(S, -g_n + pmap.vec(QG)) if pmap.n else g_n
             dc_obs = pmap.expand(dc)[obs.cam]  # (M,7)
             Bt_dc = torch.zeros(P, 3, dtype=dt).index_add_(0, obs.pt, _mv(B_obs.transpose(1, 2), dc_obs))
@@ -215,6 +217,19 @@ def _bundle_adjust(w2c, focal, pp, points, obs, fixed, optimize_focal, optimize_
             break
     res = (project(w2c, f, pp, points, obs)[0] - obs.uv).norm(dim=-1)
     return BAResult(w2c, float(f), points, res, history)
+
+
+def _observation_pairs(pt: Tensor, P: int) -> tuple[Tensor, Tensor]:
+    """All ordered pairs (a, b) of observations of the same point (a == b included), (K,), (K,)."""
+    order = torch.argsort(pt, stable=True)
+    n = torch.bincount(pt, minlength=P)
+    start = torch.cumsum(n, 0) - n  # first sorted position of each point
+    reps = n[pt[order]]  # each observation pairs with every observation of its point
+    oa = order.repeat_interleave(reps)
+    first = torch.cumsum(reps, 0) - reps
+    within = torch.arange(int(reps.sum())) - first.repeat_interleave(reps)
+    ob = order[start[pt[oa]] + within]
+    return oa, ob
 
 
 def _apply_pose_update(w2c: Tensor, xi: Tensor) -> Tensor:

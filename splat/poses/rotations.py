@@ -68,28 +68,46 @@ def refine_rotations_irls(
     Returns: refined (V,3,3) and final per-edge angular residuals (E,) in degrees.
     """
     V, E = R.shape[0], edges.shape[0]
-    w0 = torch.ones(E, dtype=R.dtype) if weights is None else weights.to(R.dtype)
+    Rn, Rrel = R.detach().cpu().numpy().astype(np.float64), R_rel.detach().cpu().numpy().astype(np.float64)
+    w0 = np.ones(E) if weights is None else weights.detach().cpu().numpy().astype(np.float64)
     sigma = np.deg2rad(sigma_deg)
-    i, j = edges[:, 0], edges[:, 1]
+    i, j = edges[:, 0].cpu().numpy(), edges[:, 1].cpu().numpy()
+    eye = np.eye(3)
     for _ in range(iters):
-        r = _edge_residuals(R, edges, R_rel)  # (E,3)
-        ang = r.norm(dim=-1)
-        w = w0 / (1 + (ang / sigma) ** 2)  # Cauchy IRLS weights
-        A = torch.zeros(E, V, 3, 3, dtype=R.dtype)  # (edge, view, row, col), rows = residual dims
-        e = torch.arange(E)
-        A[e, j] += torch.eye(3, dtype=R.dtype)
-        A[e, i] -= relative_rotations(R, edges)
-        A = A.permute(0, 2, 1, 3).reshape(E, 3, 3 * V)
-        sw = w.sqrt()[:, None, None]
-        A = (sw * A).reshape(3 * E, 3 * V)[:, 3:]  # drop view 0: gauge
-        b = (sw[..., 0] * r).reshape(3 * E)
-        H = A.T @ A + 1e-9 * torch.eye(A.shape[1], dtype=R.dtype)
-        delta = torch.linalg.solve(H, A.T @ b).reshape(V - 1, 3)
-        R = torch.cat([R[:1], roma.rotvec_to_rotmat(delta) @ R[1:]])
-        if float(delta.norm(dim=-1).max()) < 1e-10:
+        M = Rn[j] @ Rn[i].transpose(0, 2, 1)  # current relative rotations (E,3,3)
+        r = _rotvec(Rrel @ M.transpose(0, 2, 1))  # (E,3)
+        w = w0 / (1 + (np.linalg.norm(r, axis=1) / sigma) ** 2)  # Cauchy IRLS weights
+        # normal equations of w_j - M w_i = r, block by block (numpy: tiny torch matmuls are slow on CPU)
+        H = np.zeros((V, V, 3, 3))
+        g = np.zeros((V, 3))
+        np.add.at(H, (j, j), w[:, None, None] * eye)
+        np.add.at(H, (i, i), w[:, None, None] * eye)
+        np.add.at(H, (i, j), -w[:, None, None] * M.transpose(0, 2, 1))
+        np.add.at(H, (j, i), -w[:, None, None] * M)
+        np.add.at(g, j, w[:, None] * r)
+        np.add.at(g, i, -w[:, None] * np.einsum("eba,eb->ea", M, r))
+        H = H.transpose(0, 2, 1, 3).reshape(3 * V, 3 * V)[3:, 3:]  # drop view 0: gauge
+        delta = np.linalg.solve(H + 1e-9 * np.eye(3 * V - 3), g.reshape(-1)[3:]).reshape(V - 1, 3)
+        Rn = np.concatenate([Rn[:1], _rotmat(delta) @ Rn[1:]])
+        if np.abs(delta).max() < 1e-8:
             break
-    ang = torch.rad2deg(_edge_residuals(R, edges, R_rel).norm(dim=-1))
+    R = torch.from_numpy(Rn).to(R.dtype)
+    ang = torch.rad2deg(_edge_residuals(R, edges, R_rel.to(R.dtype)).norm(dim=-1))
     return R, ang
+
+
+def _rotvec(R: np.ndarray) -> np.ndarray:
+    """(N,3,3) rotations -> (N,3) rotation vectors."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(R).as_rotvec()
+
+
+def _rotmat(rv: np.ndarray) -> np.ndarray:
+    """(N,3) rotation vectors -> (N,3,3) rotations."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(rv).as_matrix()
 
 
 def average_rotations(
@@ -125,18 +143,95 @@ def chain_rotations(num_views: int, tree_edges: list[tuple[int, int]], R_rel: li
     return torch.stack([R[v] for v in range(num_views)])
 
 
+class _HypothesisTable:
+    """All hypotheses of all edges as flat arrays: edge id (H,), views i, j (H,), R_ij (H,3,3), score (H,)."""
+
+    def __init__(self, hyps: dict[tuple[int, int], list[tuple[Tensor, float]]]):
+        self.edges = [e for e in hyps if hyps[e]]
+        rows = [(k, e, h) for k, e in enumerate(self.edges) for h in hyps[e]]
+        self.edge = np.array([k for k, _, _ in rows], np.int64)
+        self.i = np.array([e[0] for _, e, _ in rows], np.int64)
+        self.j = np.array([e[1] for _, e, _ in rows], np.int64)
+        self.R = np.stack([np.asarray(h[0], np.float64) for _, _, h in rows]) if rows else np.zeros((0, 3, 3))
+        self.score = np.array([float(h[1]) for _, _, h in rows])
+        self.start = np.flatnonzero(np.r_[True, np.diff(self.edge) != 0]) if rows else np.zeros(0, np.int64)
+        self.rank = np.arange(len(rows)) - self.start[self.edge] if rows else np.zeros(0, np.int64)
+
+    def pick_random(self, rng, first: bool) -> np.ndarray:
+        """Row index of one hypothesis per edge: the first (best) one, or one drawn with p ~ score."""
+        key = (
+            -self.rank.astype(float)
+            if first
+            else np.log(np.maximum(self.score, 1e-9)) + rng.gumbel(size=len(self.score))
+        )
+        return self._argmax_per_edge(key, np.ones(len(key), bool))
+
+    def _argmax_per_edge(self, key: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Row of the largest key per edge among valid rows, -1 for edges without one."""
+        key = np.where(valid, key, -np.inf)
+        order = np.lexsort((-key, self.edge))  # by edge, then key descending
+        best = order[np.r_[True, np.diff(self.edge[order]) != 0]]
+        return np.where(valid[best], best, -1)
+
+    def agreement(self, R: np.ndarray, agree_deg: float) -> tuple[float, np.ndarray]:
+        """Summed score of edges with a hypothesis within agree_deg of R (V,3,3), and the chosen row per
+        edge (best score among the agreeing ones, -1 where none agrees)."""
+        Rij = R[self.j] @ R[self.i].transpose(0, 2, 1)
+        cos = (np.einsum("hab,hab->h", self.R, Rij) - 1) / 2
+        best = self._argmax_per_edge(self.score, cos > np.cos(np.deg2rad(agree_deg)))
+        return float(self.score[best[best >= 0]].sum()), best
+
+    def improve(self, R: np.ndarray, agree_deg: float, sweeps: int = 3) -> tuple[float, np.ndarray]:
+        """Coordinate ascent on the agreement score: each view in turn takes the rotation implied by
+        the hypothesis of one of its edges (and its neighbour's rotation) that scores best.
+        Fixes trees with a few wrong edges without sampling new ones. Returns (score, R (V,3,3))."""
+        R = R.copy()
+        cos_thr = np.cos(np.deg2rad(agree_deg))
+        for _ in range(sweeps):
+            changed = False
+            for v in range(len(R)):
+                rows = np.flatnonzero((self.i == v) | (self.j == v))
+                if len(rows) == 0:
+                    continue
+                a = self.i[rows] == v
+                # R_j = R_ij R_i: as i, R_v = R_ij^T R_j; as j, R_v = R_ij R_i
+                other = np.where(a, self.j[rows], self.i[rows])
+                Rh = self.R[rows]
+                cands = np.where(a[:, None, None], Rh.transpose(0, 2, 1) @ R[other], Rh @ R[other])
+                cands = np.concatenate([R[v][None], cands])  # candidate 0: keep the current rotation
+                # relative rotation each row would see for each candidate: (C, rows, 3, 3)
+                rel = np.where(
+                    a[None, :, None, None],
+                    R[other][None] @ cands[:, None].transpose(0, 1, 3, 2),
+                    cands[:, None] @ R[other][None].transpose(0, 1, 3, 2),
+                )
+                cos = (np.einsum("rab,crab->cr", Rh, rel) - 1) / 2
+                val = np.where(cos > cos_thr, self.score[rows][None], 0.0)
+                starts = np.flatnonzero(np.r_[True, np.diff(self.edge[rows]) != 0])
+                gain = np.maximum.reduceat(val, starts, axis=1).sum(1)
+                k = int(np.argmax(gain))
+                if gain[k] > gain[0] + 1e-9:
+                    R[v], changed = cands[k], True
+            if not changed:
+                break
+        return self.agreement(R, agree_deg)[0], R
+
+
 def select_hypotheses(
     num_views: int,
     hyps: dict[tuple[int, int], list[tuple[Tensor, float]]],
     trials: int = 300,
     agree_deg: float = 5.0,
     seed: int = 0,
+    patience: int = 20,
 ) -> tuple[Tensor, dict[tuple[int, int], int]]:
     """Pick one relative rotation per edge so that the view graph is as consistent as possible.
 
     Samples spanning trees (maximum spanning trees under random score perturbations, each edge
     taking a hypothesis at random, weighted by score), chains rotations along the tree, and scores
-    the result by the summed scores of the edges with a hypothesis within `agree_deg` of it.
+    the result by the summed scores of the edges with a hypothesis within `agree_deg` of it, after
+    a coordinate ascent that lets single views switch to another hypothesis of their edges.
+    Stops when every edge agrees or after `patience` trials without a better tree.
     Returns global rotations (V,3,3) (refined by robust averaging over the agreeing hypotheses)
     and the chosen hypothesis index per agreeing edge.
 
@@ -146,66 +241,44 @@ def select_hypotheses(
     from scipy.sparse.csgraph import minimum_spanning_tree
 
     rng = np.random.default_rng(seed)
-    edges = [e for e in hyps if hyps[e]]
-    best = (-1.0, None)
-    total = sum(max(s for _, s in hyps[e]) for e in edges)
-    since_best = 0
+    table = _HypothesisTable(hyps)
+    if not table.edges:
+        raise ValueError("view graph is not connected")
+    ij = np.array(table.edges).reshape(-1, 2)
+    total = float(np.maximum.reduceat(table.score, table.start).sum())
+    best, since_best = (-1.0, None), 0
     for trial in range(trials):
-        if best[0] >= total or since_best > 60:
+        if best[0] >= total or since_best > patience:
             break  # every edge agrees, or no better tree for a while
         since_best += 1
-        choice = {e: 0 if trial == 0 else _weighted_pick(rng, [s for _, s in hyps[e]]) for e in edges}
-        w = np.array([hyps[e][choice[e]][1] for e in edges], float)
+        choice = table.pick_random(rng, first=trial == 0)  # (E,) rows
+        w = table.score[choice]
         noise = 0 if trial == 0 else rng.gumbel(size=len(w))
         cost = -(np.log(np.maximum(w, 1e-9)) + noise)
         cost = cost - cost.min() + 1.0  # positive weights for scipy (zeros mean "no edge")
-        ij = np.array(edges).reshape(-1, 2)
         g = coo_matrix((cost, (ij[:, 0], ij[:, 1])), shape=(num_views, num_views))
         tree = minimum_spanning_tree(g).tocoo()
-        tree_edges = [(int(a), int(b)) for a, b in zip(tree.row, tree.col)]
-        rel = []
-        for a, b in tree_edges:
-            e = (a, b) if (a, b) in choice else (b, a)
-            Rab = hyps[e][choice[e]][0]
-            rel.append(Rab if e == (a, b) else Rab.T)
+        edge_of = {(int(a), int(b)): k for k, (a, b) in enumerate(ij.tolist())}
+        tree_edges, rel = [], []
+        for a, b in zip(tree.row.tolist(), tree.col.tolist()):
+            k = edge_of.get((a, b), edge_of.get((b, a)))
+            Rab = torch.from_numpy(table.R[choice[k]])
+            tree_edges.append((a, b))
+            rel.append(Rab if table.edges[k] == (a, b) else Rab.T)
         R = chain_rotations(num_views, tree_edges, rel)
         if R is None:
             break  # the graph is not connected: no tree spans it
-        score, _ = _agreement(R, hyps, agree_deg)
+        score, R = table.improve(R.numpy(), agree_deg)
         if score > best[0]:
-            best, since_best = (score, R), 0
+            best, since_best = (score, torch.from_numpy(R @ R[0].T)), 0
     if best[1] is None:
         raise ValueError("view graph is not connected")
-    _, picked = _agreement(best[1], hyps, agree_deg)
-    e_idx = torch.tensor(list(picked), dtype=torch.long).reshape(-1, 2)
-    R_rel = torch.stack([hyps[e][k][0] for e, k in picked.items()]).to(torch.float64)
-    wts = torch.tensor([hyps[e][k][1] for e, k in picked.items()], dtype=torch.float64)
-    R, _ = refine_rotations_irls(best[1], e_idx, R_rel, wts.sqrt(), sigma_deg=agree_deg)
-    _, picked = _agreement(R, hyps, agree_deg)
+    _, rows = table.agreement(best[1].numpy(), agree_deg)
+    rows = rows[rows >= 0]
+    e_idx = torch.from_numpy(np.stack([table.i[rows], table.j[rows]], 1))
+    R_rel = torch.from_numpy(table.R[rows])
+    wts = torch.from_numpy(table.score[rows]).sqrt()
+    R, _ = refine_rotations_irls(best[1], e_idx, R_rel, wts, sigma_deg=agree_deg)
+    _, rows = table.agreement(R.numpy(), agree_deg)
+    picked = {table.edges[k]: int(table.rank[r]) for k, r in enumerate(rows) if r >= 0}
     return R, picked
-
-
-def _weighted_pick(rng, scores) -> int:
-    p = np.asarray(scores, float)
-    return int(rng.choice(len(p), p=p / p.sum()))
-
-
-def _agreement(R: Tensor, hyps, agree_deg: float) -> tuple[float, dict[tuple[int, int], int]]:
-    """Summed score of edges that have a hypothesis within agree_deg of R, and which one (best score)."""
-    Rn = R.numpy() if isinstance(R, Tensor) else R
-    cos_thr = np.cos(np.deg2rad(agree_deg))
-    score, picked = 0.0, {}
-    for (i, j), hs in hyps.items():
-        if not hs:
-            continue
-        Rij = Rn[j] @ Rn[i].T
-        best, best_k = -1.0, -1
-        for k, (Rh, s) in enumerate(hs):
-            Rh = Rh.numpy() if isinstance(Rh, Tensor) else Rh
-            cos = (np.sum(Rh * Rij) - 1) / 2  # cos of the angle of Rh^T Rij
-            if cos > cos_thr and s > best:
-                best, best_k = s, k
-        if best_k >= 0:
-            score += best
-            picked[(i, j)] = best_k
-    return score, picked

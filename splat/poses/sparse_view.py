@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ from splat.poses.twoview import Hypothesis, normalize_points, pose_hypotheses, r
 @dataclass
 class SparseViewConfig:
     # auto: ASIFT up to `asift_max_views` views; beyond, plain SIFT unless it finds fewer than
-    # `sift_min_keypoints` per image (texture-poor scenes), then ASIFT. Or force 'asift' | 'sift'.
+    # `sift_min_keypoints` per image (texture-poor scenes): then SIFT with a lower contrast
+    # threshold, then ASIFT. Or force 'asift' | 'sift'.
     feature: str = "auto"
     asift_max_views: int = 8
     sift_min_keypoints: int = 800
@@ -47,8 +49,10 @@ class SparseViewConfig:
     thresh_px: float = 2.0  # two-view inlier threshold
     reproj_px: float = 3.0  # tracks with a larger reprojection error after BA are dropped
     min_view_points: int = 12  # a view needs this many inlier observations to count as registered
+    single_edge_inliers: int = 40  # a view confirmed by one agreeing pair only needs this many inliers
     focal_range: tuple[float, float] = (0.4, 1.6)  # focal search range, times the image diagonal
     focal_steps: int = 5  # candidates ~1.4x apart; bundle adjustment refines from the best
+    focal_score_px: float = 0.5  # a focal candidate scores the observations reprojecting within this
     huber_px: float = 1.5
     exhaustive_views: int = 8  # above this, pairs are pruned by a coarse match before the full one
     colmap_ransac_below: int = 80  # pairs with fewer E inliers also get COLMAP's LO-RANSAC hypothesis
@@ -92,12 +96,8 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
     V = len(images)
     n_kp = cfg.max_keypoints or (8000 if V <= 6 else 5000 if V <= 12 else 4000)
     tilt = 3 if V <= 6 else 2  # many views: neighbours are closer, fewer affine simulations do
-    method = cfg.feature if cfg.feature != "auto" else ("asift" if V <= cfg.asift_max_views else "sift")
     with torch_threads(1), ThreadPoolExecutor(cfg.workers) as pool:
-        feats = list(pool.map(lambda im: detect_features(im, method, n_kp, tilt), images))
-        if cfg.feature == "auto" and method == "sift" and np.median([len(f) for f in feats]) < cfg.sift_min_keypoints:
-            log(f"SIFT found only ~{int(np.median([len(f) for f in feats]))} keypoints per image; using ASIFT")
-            feats = list(pool.map(lambda im: detect_features(im, "asift", n_kp, tilt), images))
+        feats = _detect(images, cfg, n_kp, tilt, pool, log)
         times["features"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         pairs = select_pairs(images)
@@ -118,6 +118,25 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
     return _Problem(feats, tentative, loose, sizes), times
 
 
+def _detect(images, cfg: SparseViewConfig, n_kp: int, tilt: int, pool, log) -> list[Features]:
+    """Features of every image. 'auto': ASIFT for small sets (wide baselines); for larger ones SIFT,
+    with a lower contrast threshold and then ASIFT when it finds too few keypoints (plain surfaces)."""
+    if cfg.feature != "auto":
+        return list(pool.map(lambda im: detect_features(im, cfg.feature, n_kp, tilt), images))
+    if len(images) <= cfg.asift_max_views:
+        return list(pool.map(lambda im: detect_features(im, "asift", n_kp, tilt), images))
+    for method, contrast in (("sift", 0.02), ("sift", 0.01), ("asift", 0.04)):
+        detect = partial(
+            detect_features, method=method, max_keypoints=n_kp, max_tilt=tilt, contrast_threshold=contrast
+        )
+        feats = list(pool.map(detect, images))
+        found = int(np.median([len(f) for f in feats]))
+        if found >= cfg.sift_min_keypoints:
+            break
+        log(f"{method} (contrast {contrast}) found only ~{found} keypoints per image; trying more")
+    return feats
+
+
 def pair_hypotheses(prob: _Problem, K: np.ndarray, cfg: SparseViewConfig, pairs=None, thorough: bool = True):
     """(i,j) -> list of Hypothesis for every matched pair (or the given subset)."""
     out = {}
@@ -125,7 +144,9 @@ def pair_hypotheses(prob: _Problem, K: np.ndarray, cfg: SparseViewConfig, pairs=
         if pairs is not None and (i, j) not in pairs:
             continue
         xy0, xy1 = prob.features[i].keypoints[m[:, 0]], prob.features[j].keypoints[m[:, 1]]
-        out[(i, j)] = pose_hypotheses(xy0, xy1, K[i], K[j], cfg.thresh_px, thorough=thorough)
+        out[(i, j)] = pose_hypotheses(
+            xy0, xy1, K[i], K[j], cfg.thresh_px, thorough=thorough, colmap_below=cfg.colmap_ransac_below
+        )
     return out
 
 
@@ -151,6 +172,11 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
         )
         return solve_poses(prob, K, hyps, cfg, views=[int(views[k]) for k in comp], log=log)
     R_sub, picked = select_hypotheses(Vs, rel)
+    weak = _unconfirmed_views(Vs, picked, rel, cfg.single_edge_inliers)
+    if weak:  # a view held by one modest edge only may be a chance match: leave it unregistered
+        log(f"views {[int(views[k]) for k in weak]} are supported by a single weak two-view match only")
+        keep = [int(views[k]) for k in range(Vs) if k not in weak]
+        return solve_poses(prob, K, hyps, cfg, views=keep, log=log) if len(keep) >= 2 else None
     R = np.tile(np.eye(3), (V, 1, 1))
     R[views] = R_sub.numpy()
     # verified matches: inliers of each agreeing hypothesis, re-scored with the global rotation
@@ -271,6 +297,20 @@ def _track_quality(tracks, K, w2c, X, reg, thresh):
     return ok & ~bad & (n >= 2)
 
 
+def _unconfirmed_views(V: int, picked: dict, rel: dict, single_edge_inliers: int) -> list[int]:
+    """Views with no agreeing edge, or whose only agreeing edge has fewer than `single_edge_inliers`
+    inliers. An edge of a spanning tree always agrees with the rotations chained along it, so a
+    view with one agreeing edge is confirmed by nothing but that edge's own support."""
+    n_edges, best = np.zeros(V, int), np.zeros(V)
+    for (a, b), k in picked.items():
+        for v in (a, b):
+            n_edges[v] += 1
+            best[v] = max(best[v], rel[(a, b)][k][1])
+    if V == 2 and n_edges.min() >= 1:
+        return []  # two views: one edge is all there can be
+    return [v for v in range(V) if n_edges[v] == 0 or (n_edges[v] == 1 and best[v] < single_edge_inliers)]
+
+
 def _largest_component(V: int, edges: list[tuple[int, int]]) -> list[int]:
     """Vertices of the largest connected component of the graph (V vertices, undirected edges)."""
     from scipy.sparse import coo_matrix
@@ -302,13 +342,16 @@ def focal_subset(prob: _Problem, size: int = 5) -> list[int]:
 
 
 def score_solution(prob: _Problem, K: np.ndarray, sol: dict, cfg: SparseViewConfig, iters: int = 10):
-    """Short BA with free focal; returns (inlier observations, BA focal)."""
+    """Short BA with free focal; returns (observations within cfg.focal_score_px, BA focal)."""
     K2, w2c, X, good = refine(
         prob, K, sol["w2c"], sol["registered"], sol["tracks"], cfg, iters=iters, gates=(3.0,)
     )
     tr = sol["tracks"]
     m = sol["registered"][tr.view] & good[tr.track]
-    return int(m.sum()), float(K2[0, 0, 0])
+    err, _ = reprojection(K2, w2c, X[tr.track[m]], tr.view[m], tr.uv[m])
+    # count only the tightly fitting observations: a wrong focal leaves residuals of a pixel or two that a
+    # count at the usual 3 px gate does not see (tracks on close views tie across focal candidates)
+    return int((err < cfg.focal_score_px).sum()), float(K2[0, 0, 0])
 
 
 def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[float, dict]:
@@ -358,7 +401,8 @@ def solve_sparse_views(
     t0 = time.perf_counter()
     V = len(images)
     K = intrinsics(focal, prob.sizes)
-    sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg), cfg, log=log)
+    thorough = V <= cfg.exhaustive_views  # many views: close neighbours, the weak pairs are not needed
+    sol = solve_poses(prob, K, pair_hypotheses(prob, K, cfg, thorough=thorough), cfg, log=log)
     times["poses"] = time.perf_counter() - t0
     cpu["poses"] = time.process_time() - c0
     c0 = time.process_time()

@@ -1,4 +1,5 @@
-"""The native CPU compositing kernel (cuda/rasterize_cpu.cpp): build once, cache, wrap for autograd.
+"""The native CPU kernels, built once as one extension and cached: compositing (cuda/rasterize_cpu.cpp,
+wrapped for autograd here) and projection + SH (cuda/project_cpu.cpp, wrapped in project_cpu.py).
 
 The extension is compiled with torch.utils.cpp_extension on first use into a cache folder keyed by
 the source files, torch version, compiler flags and CPU (the build uses -march=native):

@@ -104,7 +104,13 @@ def gaussian_colors(gaussians: Gaussians, w2c: Tensor, sh_degree: int, clamp: bo
 
 
 def project_torch(
-    gaussians: Gaussians, w2c: Tensor, K: Tensor, width: int, height: int, sh_degree: int, settings: RenderSettings
+    gaussians: Gaussians,
+    w2c: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int,
+    settings: RenderSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Screen-space Gaussians in PyTorch (the reference twin of project_cpu.project_cpu).
 
@@ -123,7 +129,13 @@ def project_torch(
 
 
 def _project_native(
-    gaussians: Gaussians, w2c: Tensor, K: Tensor, width: int, height: int, sh_degree: int, settings: RenderSettings
+    gaussians: Gaussians,
+    w2c: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int,
+    settings: RenderSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     from splat.render.project_cpu import project_cpu
 
@@ -214,7 +226,9 @@ def render(
         project, composite = project_torch, composite_torch
     else:
         project, composite = native_project(), native_composite()
-    means2d, conics, colors, opacities, depths, radii = project(gaussians, w2c, K, width, height, degree, settings)
+    means2d, conics, colors, opacities, depths, radii = project(
+        gaussians, w2c, K, width, height, degree, settings
+    )
     image, alpha, depth = composite(
         means2d, conics, colors, opacities, depths, radii, width, height, bg, tile_size=settings.tile_size
     )
