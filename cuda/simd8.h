@@ -78,12 +78,8 @@ static inline int movemask(vi m) {
 #endif
 }
 
-// exp(x) for x <= 0 (the kernel only needs exp(-sigma), sigma >= 0), accurate to about one ulp,
-// exp(0) == 1 exactly. Always finite: x is clamped to [-87, 0] (below -87 the result, ~1e-38, is far
-// under any alpha threshold; x > 0 comes from a negative sigma that the caller masks out; NaN -> -87).
-// x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to degree 7 (truncation < 6e-9).
-static inline vf exp_neg(vf x) {
-  const vf xc = vmin(x > -87.0f ? x : splat(-87.0f), splat(0.0f));
+// exp of an input already clamped to [-87, 88]: the shared body of exp_neg and exp_any.
+static inline vf exp_clamped(vf xc) {
   const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer (in the low bits)
   const vf shifted = xc * 1.44269504088896341f + magic;
   const vf n = shifted - magic;
@@ -105,30 +101,15 @@ static inline vf exp_neg(vf x) {
   return p * scale;
 }
 
+// exp(x) for x <= 0 (the kernel only needs exp(-sigma), sigma >= 0), accurate to about one ulp,
+// exp(0) == 1 exactly. Always finite: x is clamped to [-87, 0] (below -87 the result, ~1e-38, is far
+// under any alpha threshold; x > 0 comes from a negative sigma that the caller masks out; NaN -> -87).
+// x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to degree 7 (truncation < 6e-9).
+static inline vf exp_neg(vf x) { return exp_clamped(vmin(x > -87.0f ? x : splat(-87.0f), splat(0.0f))); }
+
 // exp(x) on [-87, 88] (inputs outside are clamped; NaN -> -87), same method and accuracy as exp_neg.
 // Used for scales exp(log_scale), which may be > 1.
-static inline vf exp_any(vf x) {
-  const vf xc = vmin(x > -87.0f ? x : splat(-87.0f), splat(88.0f));
-  const vf magic = splat(12582912.0f);
-  const vf shifted = xc * 1.44269504088896341f + magic;
-  const vf n = shifted - magic;
-  const vf r = fmadd(n, splat(2.12194440e-4f), fmadd(n, splat(-0.693359375f), xc));
-  vf p = splat(1.0f / 5040.0f);
-  p = fmadd(p, r, splat(1.0f / 720.0f));
-  p = fmadd(p, r, splat(1.0f / 120.0f));
-  p = fmadd(p, r, splat(1.0f / 24.0f));
-  p = fmadd(p, r, splat(1.0f / 6.0f));
-  p = fmadd(p, r, splat(0.5f));
-  p = fmadd(p, r, splat(1.0f));
-  p = fmadd(p, r, splat(1.0f));
-  vi bits, magic_bits;
-  std::memcpy(&bits, &shifted, sizeof bits);
-  std::memcpy(&magic_bits, &magic, sizeof magic_bits);
-  bits = (bits - magic_bits + 127) << 23;
-  vf scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+static inline vf exp_any(vf x) { return exp_clamped(vmin(x > -87.0f ? x : splat(-87.0f), splat(88.0f))); }
 
 // In-place transpose of an 8x8 block: r[i][j] <- r[j][i].
 __attribute__((always_inline)) static inline void transpose8(vf* r) {
