@@ -1,7 +1,8 @@
 """The native projection + SH (splat.render.project_cpu) against its PyTorch twin (render.project_torch).
 
 Values: means2d, depths within 1e-5 relative (+1e-4 px / 1e-6 absolute), conics within 1e-4
-relative, colors and opacities within 1e-5 absolute; radii equal. Gradients of a random linear
+relative, colors and opacities within 1e-5 absolute; radii equal up to a few off-by-one roundings.
+Gradients of a random linear
 function of all outputs, for every input (means, log_scales, quats, opacity_logits, sh_dc, sh_rest,
 w2c, K): ||g_cpu - g_ref|| / ||g_ref|| against the reference run in float64 within 1e-4, or within
 4x the float32 reference's own error where that is larger (a Gaussian just past the near plane makes
@@ -84,7 +85,11 @@ def compare(g, w2c, K, W, H, degree, settings):
     torch.testing.assert_close(colors, ref[2], rtol=0, atol=1e-5)
     torch.testing.assert_close(opac, ref[3], rtol=0, atol=1e-5)
     torch.testing.assert_close(depths, ref[4], rtol=1e-5, atol=1e-6)
-    assert torch.equal(radii, ref[5])
+    # radii = ceil(3 sigma): a float32 eigenvalue a rounding step away from an integer boundary may round
+    # the other way on another CPU (seen once on CI), so allow a handful of off-by-one radii, no more
+    off = radii != ref[5]
+    assert int(off.sum()) <= max(2, N // 1000), f"{int(off.sum())} radii differ"
+    assert bool(((radii - ref[5])[off].abs() <= 1).all())
     for name, a, a32, b in zip(NAMES, g_got, g_ref32, g_ref):
         if b is None:  # sh_rest unused at degree 0: the native path returns zeros
             assert a is None or (a == 0).all(), name
