@@ -626,6 +626,7 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
 }  // namespace
 
 void bind_project(pybind11::module& m);  // cuda/project_cpu.cpp
+void bind_adam(pybind11::module& m);     // cuda/adam_cpu.cpp
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Tiled CPU compositing of screen-space Gaussians (docs/RASTER_CONTRACT.md)";
@@ -639,4 +640,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #endif
   m.def("backward", &backward, "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
   bind_project(m);
+  bind_adam(m);
 }

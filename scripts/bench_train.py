@@ -88,9 +88,11 @@ def visible_masks(g: Gaussians, cams: Cameras, args) -> list[torch.Tensor]:
         ]
 
 
-def time_optimizer(params: dict, masks: list[torch.Tensor], sparse: bool, device: str) -> float:
+def time_optimizer(
+    params: dict, masks: list[torch.Tensor], sparse: bool, device: str, backend: str = "auto"
+) -> float:
     """Milliseconds per GaussianAdam step over the masks (3 rounds after a warm-up step)."""
-    opt = GaussianAdam(params, dict.fromkeys(params, 1e-3), sparse=sparse)
+    opt = GaussianAdam(params, dict.fromkeys(params, 1e-3), sparse=sparse, backend=backend)
     for p in opt.params.values():
         p.grad = torch.randn_like(p) * 1e-3
     opt.step(masks[0])
@@ -105,8 +107,12 @@ def time_optimizer(params: dict, masks: list[torch.Tensor], sparse: bool, device
 
 
 def bench_optimizer(g: Gaussians, masks: list[torch.Tensor], args) -> dict:
-    """Sparse vs dense on the views' real masks, and sparse on random masks of 10% and 30% visible."""
+    """Sparse vs dense on the views' real masks, and sparse on random masks of 10% and 30% visible;
+    float32 also through the PyTorch path (the fused native kernel's reference twin)."""
     out = {"visible_fraction": float(torch.stack([m.float().mean() for m in masks]).mean())}
+    params = initial_params(g, TrainConfig(sh_degree=3), args.device)
+    out["dense_float32_torch_ms"] = time_optimizer(params, masks, False, args.device, "torch")
+    out["sparse_float32_torch_ms"] = time_optimizer(params, masks, True, args.device, "torch")
     for dtype in ("float32", "bfloat16"):
         params = initial_params(g, TrainConfig(sh_rest_dtype=dtype, sh_degree=3), args.device)
         out[f"dense_{dtype}_ms"] = time_optimizer(params, masks, False, args.device)
@@ -174,6 +180,9 @@ def main() -> None:
         few, fewer = o[f"sparse_{d}_30pct_ms"], o[f"sparse_{d}_10pct_ms"]
         print(f"  sh_rest {d:8s}: dense {dense:.1f} ms, sparse {sparse:.1f} ms;", end="")
         print(f" sparse at 30% visible {few:.1f} ms, at 10% {fewer:.1f} ms")
+    td, ts = o["dense_float32_torch_ms"], o["sparse_float32_torch_ms"]
+    print(f"  sh_rest float32 through the PyTorch path: dense {td:.1f} ms, sparse {ts:.1f} ms", end="")
+    print(f" (fused native kernel: {ts / o['sparse_float32_ms']:.1f}x faster sparse)")
     if args.psnr_steps:
         report["sh_rest_precision"] = prec = bench_precision(g, cams, image_tensors(images), args)
         print(f"sh_rest storage after {args.psnr_steps} steps:")

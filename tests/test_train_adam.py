@@ -16,8 +16,9 @@ def _lrs() -> dict:
 
 @pytest.mark.parametrize("sparse", [True, False])
 def test_all_visible_matches_torch_adam_exactly(sparse):
+    """The PyTorch path, bit for bit (the native kernel's twin: tests/test_adam_native.py)."""
     N, init, lrs = 257, _params(257), _lrs()
-    ours = GaussianAdam(init, lrs, eps=1e-15, sparse=sparse)
+    ours = GaussianAdam(init, lrs, eps=1e-15, sparse=sparse, backend="torch")
     ref = {k: v.clone().requires_grad_() for k, v in init.items()}
     torch_adam = torch.optim.Adam([{"params": [ref[k]], "lr": lrs[k]} for k in ref], eps=1e-15, foreach=False)
     for _ in range(12):
@@ -31,11 +32,12 @@ def test_all_visible_matches_torch_adam_exactly(sparse):
         assert torch.equal(ours.state[k]["exp_avg"], torch_adam.state[ref[k]]["exp_avg"]), k
 
 
-@pytest.mark.parametrize("index_below", [0.0, 1.01])  # masked full-width path, gather/scatter path
-def test_sparse_rows_follow_their_own_adam_and_invisible_rows_are_untouched(index_below):
+# torch's masked full-width path, its gather/scatter path, and the native kernel when it is built
+@pytest.mark.parametrize(("index_below", "backend"), [(0.0, "torch"), (1.01, "torch"), (0.0, "auto")])
+def test_sparse_rows_follow_their_own_adam_and_invisible_rows_are_untouched(index_below, backend):
     N, steps = 24, 10
     init, lrs = _params(N), _lrs()
-    ours = GaussianAdam(init, lrs, sparse=True, eps=1e-8, index_below=index_below)
+    ours = GaussianAdam(init, lrs, sparse=True, eps=1e-8, index_below=index_below, backend=backend)
     masks = torch.rand(steps, N) < 0.5
     masks[:, 0] = False  # row 0 is never visible
     grads = [{k: torch.randn_like(v) for k, v in init.items()} for _ in range(steps)]
