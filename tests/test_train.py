@@ -117,3 +117,24 @@ def test_config_rejects_unknown_choices():
         TrainConfig(sh_rest_dtype="int8")
     with pytest.raises(ValueError, match="strategy"):
         TrainConfig(strategy="mcmc")
+
+
+def test_resolution_schedule_trains_coarse_steps_at_reduced_size(monkeypatch):
+    import splat.render
+
+    gen = torch.Generator().manual_seed(int(torch.randint(1 << 30, ())))
+    cams = arc_cameras(3, 128, 96)
+    gt = random_gaussians(150, generator=gen)
+    images = render_views(gt, cams, BACKEND)
+    widths, real_render = [], splat.render.render
+
+    def recording_render(g, cam, **kw):
+        widths.append(int(cam.width[0]) if cam.width.dim() else int(cam.width))
+        return real_render(g, cam, **kw)
+
+    monkeypatch.setattr(splat.render, "render", recording_render)
+    cfg = config(steps=20, resolution_schedule=[(0.25, 4), (0.5, 2)], seed=int(torch.randint(1000, ())))
+    result = train(gt, cams, images, cfg, progress=False)
+    # 128 / 4 = 32 px is under the 64 px floor, so that level falls back to full size
+    assert widths[:5] == [128] * 5 and widths[5:10] == [64] * 5 and widths[10:20] == [128] * 10
+    assert torch.equal(result.cameras.K, cams.K) and result.final_psnr > 25  # the full-size scene still fits

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from splat.geometry.se3 import make_w2c, se3_exp
-from splat.train.data import check_sizes, image_tensors
+from splat.train.data import check_sizes, image_tensors, limit_side
 from splat.train.losses import photometric_loss
 from splat.types import Cameras, Gaussians
 
@@ -158,11 +158,15 @@ def refine_poses(
     background=None,
     lambda_dssim: float = 0.2,
     extent: float | None = None,
+    coarse_to_fine: bool = True,
 ) -> Cameras:
     """Refine the poses of `cameras` against `images` with the Gaussians frozen (test-time alignment).
 
     Every view gets its own twist (none fixed: the frozen Gaussians fix the frame); Adam with `lr`
-    decaying exponentially to lr/100 minimises the photometric loss.
+    decaying exponentially to lr/100 minimises the photometric loss. With coarse_to_fine the first
+    half of the steps render at a quarter of the size, the next 30% at half, the last 20% at full
+    size (a coarse render costs ~1/10 and has the wider basin a large initial error needs); a level
+    whose longer side would fall under 128 px is skipped.
 
     Args:
         gaussians: trained Gaussians; never modified and given no gradient.
@@ -187,13 +191,25 @@ def refine_poses(
     scale = float(depths.median()) if extent is None else float(extent)
     deltas = PoseDeltas.create(len(cams), extent=scale, fixed=(), pivot=depths, device=device)
     opt = pose_optimizer(deltas, lr, 0.0)
+    longest = int(max(int(cams.width.max()), int(cams.height.max())))
+    levels = {1: (cams, targets)}
+    if coarse_to_fine:
+        for f in (2, 4):
+            if longest // f >= 128:  # below that a coarse view loses the detail that fixes the pose
+                levels[f] = limit_side(cams, targets, longest // f)
     for step in range(steps):
+        f = 4 if step < 0.5 * steps else 2 if step < 0.8 * steps else 1
+        level_cams, level_targets = levels.get(f) or levels.get(f // 2) or levels[1]
         opt.param_groups[0]["lr"] = exponential_lr(step, lr, lr / 100, steps)
         opt.zero_grad(set_to_none=True)
         for v in range(len(cams)):
             out = render(
-                frozen, deltas.camera(cams, v), sh_degree=sh_degree, background=background, backend=backend
+                frozen,
+                deltas.camera(level_cams, v),
+                sh_degree=sh_degree,
+                background=background,
+                backend=backend,
             )
-            photometric_loss(out.image, targets[v], lambda_dssim).backward()
+            photometric_loss(out.image, level_targets[v], lambda_dssim).backward()
         opt.step()
     return deltas.apply(cams).to(device=cameras.device)

@@ -62,6 +62,9 @@ class TrainConfig:
         log_every: steps per history record (mean loss/PSNR since the previous record).
         checkpoint_every: steps between checkpoints when a checkpoint_dir is given (0 = only at the end).
         max_side: downscale views so the longer side is at most this many pixels.
+        resolution_schedule: coarse-to-fine ((fraction, factor), ...): steps before fraction x steps
+            render at 1/factor of the size (first matching entry), later steps at full size; e.g.
+            ((0.3, 4), (0.6, 2)). A level whose longer side would fall under 64 px is skipped.
     """
 
     steps: int = 7000
@@ -83,6 +86,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     max_side: int | None = None
+    resolution_schedule: tuple = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.lrs, dict):
@@ -91,6 +95,27 @@ class TrainConfig:
             raise ValueError(f"sh_rest_dtype {self.sh_rest_dtype!r} not in {sorted(SH_DTYPES)}")
         if isinstance(self.strategy, str):
             make_strategy(self.strategy, **self.strategy_options)  # validate early
+        self.resolution_schedule = tuple((float(f), int(k)) for f, k in self.resolution_schedule)
+        if any(k < 1 for _, k in self.resolution_schedule):
+            raise ValueError(f"resolution_schedule factors must be >= 1, got {self.resolution_schedule}")
+
+
+def resolution_factor(step: int, cfg: TrainConfig) -> int:
+    """Downscale factor of the views at `step` (1 = full size) from cfg.resolution_schedule."""
+    for fraction, factor in cfg.resolution_schedule:
+        if step < fraction * cfg.steps:
+            return factor
+    return 1
+
+
+def resolution_levels(cameras: Cameras, targets: list[Tensor], cfg: TrainConfig) -> dict[int, tuple]:
+    """factor -> (cameras, targets) downscaled by factor, for every factor the schedule uses."""
+    levels = {1: (cameras, targets)}
+    longest = int(max(int(cameras.width.max()), int(cameras.height.max())))
+    for _, factor in cfg.resolution_schedule:
+        if factor > 1 and longest // factor >= 64:
+            levels[factor] = limit_side(cameras, targets, longest // factor)
+    return levels
 
 
 @dataclass
@@ -197,13 +222,12 @@ def _setup(gaussians: Gaussians, cameras: Cameras, cfg: TrainConfig, device) -> 
     return _Run(opt, deltas, pose_opt, strategy, state, generator, extent, rng_state=generator.get_state())
 
 
-def _step(
-    run: _Run, cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, guard: _InterruptGuard
-) -> tuple:
+def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _InterruptGuard) -> tuple:
     """One training step; returns (loss, psnr, view). Raises _NonFinite before changing anything."""
     from splat.render import render
 
     i = run.step
+    cameras, targets = levels.get(resolution_factor(i, cfg), levels[1])
     run.opt.lr.update(gaussian_lrs(i, cfg.lrs, cfg.steps, run.extent))
     v = int(torch.randint(len(cameras), (1,), generator=run.generator))
     cam = run.deltas.camera(cameras, v) if run.deltas is not None else cameras[v]
@@ -304,6 +328,7 @@ def train(
     cams, targets = limit_side(cams_full, image_tensors(images, device), cfg.max_side)
     check_sizes(cams, targets)
     run = _setup(gaussians, cams, cfg, device)
+    levels = resolution_levels(cams, targets, cfg)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         _restore(run, load_checkpoint(ckpt), device)
@@ -313,7 +338,7 @@ def train(
         with _InterruptGuard() as guard, _progress_bar(show, cfg.steps, run.step) as bar:
             while run.step < cfg.steps:
                 try:
-                    loss, psnr, v = _step(run, cams, targets, cfg, guard)
+                    loss, psnr, v = _step(run, levels, cfg, guard)
                 except _NonFinite as e:
                     path = _save_last_good(run, cfg, ckpt)
                     raise TrainingDiverged(

@@ -1,0 +1,81 @@
+"""Held-out PSNR against training schedule on one committed scene, from fixed poses and init.
+
+    python scripts/bench_schedule.py RUN [--gt scenes/garden] [--configs steps=600 steps=1000,c2f=1 ...]
+
+RUN is a finished `splat fit` run (its poses/, init.ply and training views are reused, so only the
+training stage varies). Each config is comma-separated key=value: steps=N, c2f=1 (resolution
+schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),)). For each it
+trains, evaluates the held-out views (`splat eval` protocol) and prints train seconds and PSNR/SSIM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from splat.eval.evaluate import evaluate_run
+from splat.pipeline import FitConfig, fit
+
+SCHEDULES = {"0": (), "1": ((0.3, 4), (0.6, 2)), "2": ((0.5, 4), (0.8, 2)), "3": ((0.25, 2),)}
+
+
+def parse(spec: str) -> dict:
+    out = {}
+    for part in spec.split(","):
+        k, v = part.split("=")
+        if k == "steps":
+            out["steps"] = int(v)
+        elif k == "c2f":
+            out["resolution_schedule"] = SCHEDULES[v]
+        else:
+            raise SystemExit(f"unknown key {k!r} in {spec!r}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--gt", default="scenes/garden")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_schedule"))
+    ap.add_argument("--refine-steps", type=int, default=200)
+    ap.add_argument("--configs", nargs="+", default=["steps=1500", "steps=600", "steps=600,c2f=1"])
+    args = ap.parse_args()
+    src = json.loads((args.run / "config.json").read_text())
+    rows = []
+    for spec in args.configs:
+        out = args.out / spec.replace("=", "").replace(",", "_")
+        cfg = FitConfig(
+            max_side=src["max_side"],
+            poses=f"given:{args.run / 'poses'}",
+            init=f"given:{args.run / 'init.ply'}",
+            budget=None,
+            views=src["views"],
+            seed=src["seed"],
+            train=parse(spec),
+        )
+        t0 = time.perf_counter()
+        metrics = fit(src["images_dir"], out, cfg, progress=False)
+        fit_s = time.perf_counter() - t0
+        ev = evaluate_run(out, args.gt, refine_steps=args.refine_steps)
+        train_s = metrics["seconds"]["train"]
+        rows.append(
+            {
+                "config": spec,
+                "fit_s": fit_s,
+                "train_s": train_s,
+                "psnr": ev["psnr"],
+                "ssim": ev["ssim"],
+                "gaussians": metrics["gaussians_final"],
+            }
+        )
+        print(
+            f"{spec:24s} train {train_s:6.1f} s  test PSNR {ev['psnr']:.2f}  SSIM {ev['ssim']:.3f}",
+            flush=True,
+        )
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
