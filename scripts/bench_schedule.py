@@ -4,7 +4,8 @@
 
 RUN is a finished `splat fit` run (its poses/, init.ply and training views are reused, so only the
 training stage varies). Each config is comma-separated key=value: steps=N, c2f=1 (resolution
-schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),)). For each it
+schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),)), budget=N
+(prune the init to N Gaussians as `splat fit --budget` does). For each it
 trains, evaluates the held-out views (`splat eval` protocol) and prints train seconds and PSNR/SSIM.
 """
 
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 from splat.eval.evaluate import evaluate_run
+from splat.init.budget import prune_to_budget
+from splat.io.ply import read_ply, write_ply
 from splat.pipeline import FitConfig, fit
 
 SCHEDULES = {"0": (), "1": ((0.3, 4), (0.6, 2)), "2": ((0.5, 4), (0.8, 2)), "3": ((0.25, 2),)}
@@ -29,6 +32,8 @@ def parse(spec: str) -> dict:
             out["steps"] = int(v)
         elif k == "c2f":
             out["resolution_schedule"] = SCHEDULES[v]
+        elif k == "budget":
+            out["budget"] = int(v)
         else:
             raise SystemExit(f"unknown key {k!r} in {spec!r}")
     return out
@@ -46,14 +51,22 @@ def main() -> None:
     rows = []
     for spec in args.configs:
         out = args.out / spec.replace("=", "").replace(",", "_")
+        train = parse(spec)
+        init = args.run / "init.ply"
+        if "budget" in train:  # prune the run's init the way `splat fit --budget` does
+            out.mkdir(parents=True, exist_ok=True)
+            init = out / "init_budget.ply"
+            write_ply(
+                init, prune_to_budget(read_ply(args.run / "init.ply"), train.pop("budget"), "random", None, 0)
+            )
         cfg = FitConfig(
             max_side=src["max_side"],
             poses=f"given:{args.run / 'poses'}",
-            init=f"given:{args.run / 'init.ply'}",
+            init=f"given:{init}",
             budget=None,
             views=src["views"],
             seed=src["seed"],
-            train=parse(spec),
+            train=train,
         )
         t0 = time.perf_counter()
         metrics = fit(src["images_dir"], out, cfg, progress=False)
