@@ -23,8 +23,8 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 demo: setup
-	# Ground-truth poses for now: the pose-free solver is too slow on 2 cores yet (see docs/STATUS.md).
-	$(BIN)/splat fit scenes/demo --out runs/demo --poses given:scenes/demo_gt/sparse/0 --steps 300 --budget 100000
+	# Photos in, scene out: poses, initial Gaussians and training from the 12 images alone.
+	$(BIN)/splat fit scenes/demo --out runs/demo
 
 bench: setup
 	$(BIN)/python scripts/bench_raster.py

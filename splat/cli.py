@@ -8,6 +8,8 @@ import time
 
 from splat.errors import SplatError
 
+BUDGET = 80_000  # FitConfig.budget; repeated here so `splat --help` does not import torch (tested)
+
 
 def _cmd_doctor(args: argparse.Namespace) -> None:
     from rich.console import Console
@@ -159,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poses", default="auto", help="auto | sparse | colmap | given:DIR (COLMAP model)")
     p.add_argument("--focal", type=float, help="focal length in pixels at the loaded size, if known")
     p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
-    p.add_argument("--budget", type=int, default=200_000, help="max initial Gaussians (0: no limit)")
+    p.add_argument(
+        "--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET}; 0: no limit)"
+    )
     p.add_argument("--budget-rule", default="random", choices=["random", "confidence", "voxel"])
     p.add_argument("--views", help="comma-separated image names to train on (others held out)")
     p.add_argument("--steps", type=int, help="training steps")
@@ -187,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenes", help="only these scene folders, comma-separated")
     p.add_argument("--poses", default="auto", help="auto | sparse | colmap | gt (the scene's own model)")
     p.add_argument("--steps", type=int, help="training steps per fit")
-    p.add_argument("--budget", type=int, default=200_000, help="max initial Gaussians")
+    p.add_argument("--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET})")
     p.add_argument("--max-side", type=int, default=512)
     p.add_argument("--refine-steps", type=int, default=200, help="test-pose refinement steps")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

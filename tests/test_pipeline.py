@@ -72,3 +72,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert err.startswith("splat: error:") and "\n" not in err
     assert main(["fit", f"{SCENE}/images", "--out", str(tmp_path / "r2"), "--views", "nope.jpg"]) == 2
     assert "nope.jpg" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_fit_config_defaults():
+    from splat.cli import build_parser
+
+    parser = build_parser()
+    fit_args, batch_args = parser.parse_args(["fit", "photos"]), parser.parse_args(["batch", "scenes"])
+    assert fit_args.budget == batch_args.budget == FitConfig().budget
+    assert fit_args.max_side == FitConfig().max_side and fit_args.poses == FitConfig().poses
