@@ -105,7 +105,7 @@ def plan_jobs(
     views: list[int],
     out: str | Path,
     fit: dict,
-    refine_steps: int = 200,
+    refine_steps: int = 100,
     resume: bool = True,
 ) -> tuple[list[BatchJob], list[dict]]:
     """Jobs for every (scene, n views), and records for the pairs that cannot run (with the reason)."""
@@ -225,7 +225,7 @@ def run_batch(
     address: str | None = None,
     cpus_per_job: int | None = None,
     gpus_per_job: float = 0,
-    refine_steps: int = 200,
+    refine_steps: int = 100,
     force: bool = False,
     progress: bool | None = None,
     say=print,

@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")
     p.add_argument("run")
     p.add_argument("--gt", required=True, help="scene folder with images/ and sparse/0")
-    p.add_argument("--refine-steps", type=int, default=200, help="test-pose refinement steps")
+    p.add_argument("--refine-steps", type=int, default=100, help="test-pose refinement steps")
     p.add_argument("--backend", default="auto")
     p.set_defaults(func=_cmd_eval)
 
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps per fit")
     p.add_argument("--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET})")
     p.add_argument("--max-side", type=int, default=512)
-    p.add_argument("--refine-steps", type=int, default=200, help="test-pose refinement steps")
+    p.add_argument("--refine-steps", type=int, default=100, help="test-pose refinement steps")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--jobs", type=int, default=1, help="local executor: worker processes")

@@ -48,7 +48,7 @@ def gt_cameras_in_run_frame(run_cams: Cameras, gt_cams: Cameras) -> tuple[Camera
 def evaluate_run(
     run_dir: str | Path,
     gt_dir: str | Path,
-    refine_steps: int = 200,
+    refine_steps: int = 100,
     backend: str = "auto",
     test_names: list[str] | None = None,
 ) -> dict:
