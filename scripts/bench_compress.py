@@ -1,6 +1,7 @@
 """Size of every export format and PSNR after a decode round trip; prints a table.
 
     python scripts/bench_compress.py RUN                  # a finished `splat fit` run folder
+    python scripts/bench_compress.py RUN --scene SCENE_DIR --held-out --scale 1   # its held-out views
     python scripts/bench_compress.py --ply X.ply --cameras MODEL_DIR [--scene SCENE_DIR]
     python scripts/bench_compress.py --synthetic 100000   # a surface-like synthetic scene (default)
 
@@ -159,7 +160,14 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.5, help="render size relative to the cameras")
     ap.add_argument("--variants", default="default", help=f"comma list from {', '.join(VARIANTS)}")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="with RUN and --scene: score the held-out test views (splat eval)",
+    )
     args = ap.parse_args()
+    if args.held_out and not (args.run and args.scene):
+        ap.error("--held-out needs a RUN folder and --scene")
 
     gt = None
     if args.run or args.ply:
@@ -170,6 +178,14 @@ def main() -> None:
             g, cameras = load_run(args.run)
         else:
             g, cameras = read_ply(args.ply), read_model(args.cameras).cameras
+        if args.held_out:  # the run's test views at their refined poses (`splat eval` writes them)
+            run = Path(args.run)
+            if not (run / "eval_cameras").is_dir():
+                from splat.eval.evaluate import evaluate_run
+
+                evaluate_run(run, args.scene)
+            cameras = read_model(run / "eval_cameras").cameras
+            args.views = len(cameras)
         pick = np.linspace(0, len(cameras) - 1, min(args.views, len(cameras))).round().astype(int)
         cameras = downscale(cameras[pick.tolist()], args.scale)
         if args.scene:

@@ -63,6 +63,8 @@ def test_eval_scores_the_held_out_views(finished_run, tmp_path):
     assert sorted(result["per_view"]) == [f"frame_{i:03d}.jpg" for i in [1, 6, 8, 10, 12, 14, 16, 18, 20, 22]]
     assert 5 < result["psnr"] < 60 and result["lpips"] is None
     assert result["ate_rel"] < 0.01  # started from the true poses; pose refinement moves them only slightly
+    refined = read_model(out / "eval_cameras").cameras  # the refined test poses are kept for reuse
+    assert refined.names == sorted(result["per_view"]) and torch.isfinite(refined.w2c).all()
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):

@@ -58,6 +58,7 @@ def evaluate_run(
     """
     from splat.eval.metrics import lpips, psnr, ssim
     from splat.io.atomic import atomic_write_text
+    from splat.io.colmap import write_model
     from splat.io.datasets import load_scene
     from splat.pipeline import load_run
     from splat.render import render
@@ -101,5 +102,6 @@ def evaluate_run(
         "refine_steps": refine_steps,
         "per_view": per_view,
     }
+    write_model(run / "eval_cameras", test_cams.to(device="cpu"))  # the refined test poses, for reuse
     atomic_write_text(run / "eval.json", json.dumps(result, indent=2) + "\n")
     return result
