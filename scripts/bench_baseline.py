@@ -67,6 +67,7 @@ def run(name: str, scene, train_idx, test_idx, fit_cfg: FitConfig, every: int, o
     clock["last"] = time.perf_counter()
     init = stage_init(out, images, cams, fit_cfg, resume=False)
     clock["spent"] += time.perf_counter() - clock["last"]
+    clock["last"] = time.perf_counter()
     print(f"  init {clock['spent']:.1f} s, {len(init)} Gaussians", flush=True)
     score(0, {k: v for k, v in init.tensors().items()}, len(init))
 

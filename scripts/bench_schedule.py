@@ -4,9 +4,10 @@
 
 RUN is a finished `splat fit` run (its poses/, init.ply and training views are reused, so only the
 training stage varies). Each config is comma-separated key=value: steps=N, c2f=1 (resolution
-schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),)), budget=N
-(prune the init to N Gaussians as `splat fit --budget` does). For each it
-trains, evaluates the held-out views (`splat eval` protocol) and prints train seconds and PSNR/SSIM.
+schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),);
+c2f=4: ((0.35, 4), (0.7, 2))), budget=N (prune the init to N Gaussians as `splat fit --budget`
+does). For each it trains, evaluates the held-out views (`splat eval` protocol) and prints
+train seconds and PSNR/SSIM.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from splat.init.budget import prune_to_budget
 from splat.io.ply import read_ply, write_ply
 from splat.pipeline import FitConfig, fit
 
-SCHEDULES = {"0": (), "1": ((0.3, 4), (0.6, 2)), "2": ((0.5, 4), (0.8, 2)), "3": ((0.25, 2),)}
+SCHEDULES = {
+    "0": (),
+    "1": ((0.3, 4), (0.6, 2)),
+    "2": ((0.5, 4), (0.8, 2)),
+    "3": ((0.25, 2),),
+    "4": ((0.35, 4), (0.7, 2)),
+}
 
 
 def parse(spec: str) -> dict:
