@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
@@ -18,8 +19,11 @@ def serve(
     *,
     say: Callable[[str], None] = print,
     stop: threading.Event | None = None,
+    exit_on_hang: bool = False,
 ) -> None:
-    """Serve a run folder or .ply until Ctrl-C (or until `stop` is set); InputError on bad input."""
+    """Serve a run folder or .ply until Ctrl-C (or until `stop` is set); InputError on bad input.
+
+    exit_on_hang: for the CLI: end the process when the web server's shutdown hangs (see _stop_app)."""
     data = load_view_input(path)
     app = ViewerApp(data.gaussians, data.cameras, data.images, host=host, port=port)
     try:
@@ -40,7 +44,19 @@ def serve(
     except KeyboardInterrupt:
         say("viewer stopped")
     finally:
-        app.stop()
+        _stop_app(app, say, exit_on_hang)
+
+
+def _stop_app(app, say: Callable[[str], None], exit_on_hang: bool, timeout_s: float = 15.0) -> None:
+    """app.stop() with a deadline: the web server's shutdown once hung on a loaded machine (a fresh-clone
+    test run) and its threads then kept the process alive; with exit_on_hang the process ends anyway."""
+    worker = threading.Thread(target=app.stop, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive() and exit_on_hang:
+        say(f"the web server did not shut down within {timeout_s:.0f} s; exiting anyway")
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def _stop_on_sigterm(stop: threading.Event):
