@@ -130,9 +130,7 @@ def _cmd_batch(args: argparse.Namespace) -> None:
 def _cmd_view(args: argparse.Namespace) -> None:
     from viewer import serve
 
-    serve(
-        args.path, host=args.host, port=args.port, say=lambda line: print(line, flush=True), exit_on_hang=True
-    )
+    serve(args.path, host=args.host, port=args.port, say=lambda line: print(line, flush=True))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 
@@ -19,11 +18,8 @@ def serve(
     *,
     say: Callable[[str], None] = print,
     stop: threading.Event | None = None,
-    exit_on_hang: bool = False,
 ) -> None:
-    """Serve a run folder or .ply until Ctrl-C (or until `stop` is set); InputError on bad input.
-
-    exit_on_hang: for the CLI: end the process when the web server's shutdown hangs (see _stop_app)."""
+    """Serve a run folder or .ply until Ctrl-C (or until `stop` is set); InputError on bad input."""
     data = load_view_input(path)
     app = ViewerApp(data.gaussians, data.cameras, data.images, host=host, port=port)
     try:
@@ -33,34 +29,24 @@ def serve(
         say(f"viewing {data.ply_path} ({len(data.gaussians):,} Gaussians{cams})")
         say(f"open {app.url} in a browser (Ctrl-C to stop)")
         stop = stop or threading.Event()
-        previous = _stop_on_sigterm(stop)
+        previous = _stop_on_signals(stop)
         try:
             while not stop.wait(0.5):
                 pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         say("viewer stopped")
     except KeyboardInterrupt:
         say("viewer stopped")
     finally:
-        _stop_app(app, say, exit_on_hang)
+        app.stop()
 
 
-def _stop_app(app, say: Callable[[str], None], exit_on_hang: bool, timeout_s: float = 15.0) -> None:
-    """app.stop() with a deadline: the web server's shutdown once hung on a loaded machine (a fresh-clone
-    test run) and its threads then kept the process alive; with exit_on_hang the process ends anyway."""
-    worker = threading.Thread(target=app.stop, daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive() and exit_on_hang:
-        say(f"the web server did not shut down within {timeout_s:.0f} s; exiting anyway")
-        sys.stdout.flush()
-        os._exit(0)
-
-
-def _stop_on_sigterm(stop: threading.Event):
-    """Treat SIGTERM like Ctrl-C (a clean stop); returns the previous handler, None off the main thread."""
+def _stop_on_signals(stop: threading.Event) -> dict:
+    """Ctrl-C (SIGINT) and SIGTERM set `stop` (a clean stop); returns the previous handlers ({} off the main
+    thread). SIGINT is set explicitly: a process started in the background by a non-interactive shell
+    inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        return {}
+    return {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
