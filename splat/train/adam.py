@@ -71,7 +71,6 @@ class GaussianAdam:
         self.state = {k: _zero_state(p, len(p)) for k, p in self.params.items()}
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))  # stochastic rounding
         self._bias: dict[tuple, Tensor] = {}
-        self.backend = backend
         self._native = _native_module(backend)
         self._max_step = 0  # upper bound of every row's step count (one per step() call)
 
@@ -117,10 +116,11 @@ class GaussianAdam:
         todo = [
             (n, p) for n, p in self.params.items() if p.grad is not None and p.requires_grad and p.numel()
         ]
-        fused = [(n, p) for n, p in todo if self._native is not None and _fusable(p)]
+        fused, rest = [], []
+        for item in todo:
+            (fused if self._native is not None and _fusable(item[1]) else rest).append(item)
         if fused:
             self._step_native(fused, vis)
-        rest = [(n, p) for n, p in todo if self._native is None or not _fusable(p)]
         if not rest:
             return
         idx = mask = None

@@ -63,6 +63,19 @@ def limit_side(cameras: Cameras, images: list[Tensor], max_side: int | None) -> 
     return Cameras(K, cameras.w2c.clone(), width, height, list(cameras.names)), out
 
 
+def resolution_levels(
+    cameras: Cameras, images: list[Tensor], factors, min_side: int
+) -> dict[int, tuple[Cameras, list[Tensor]]]:
+    """factor -> (cameras, images) downscaled by that factor (limit_side), for each factor > 1 whose
+    longer side stays >= min_side; factor 1 is the input itself."""
+    levels = {1: (cameras, images)}
+    longest = int(max(int(cameras.width.max()), int(cameras.height.max())))
+    for factor in factors:
+        if factor > 1 and longest // factor >= min_side:
+            levels[factor] = limit_side(cameras, images, longest // factor)
+    return levels
+
+
 def psnr_value(image: Tensor, gt: Tensor) -> float:
     """PSNR in dB of one (H, W, 3) image clamped to [0, 1]."""
     mse = float((image.detach().clamp(0, 1) - gt).square().mean())

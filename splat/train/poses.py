@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from splat.geometry.se3 import make_w2c, se3_exp
-from splat.train.data import check_sizes, image_tensors, limit_side
+from splat.train.data import check_sizes, image_tensors, resolution_levels
 from splat.train.losses import photometric_loss
 from splat.types import Cameras, Gaussians
 
@@ -191,12 +191,8 @@ def refine_poses(
     scale = float(depths.median()) if extent is None else float(extent)
     deltas = PoseDeltas.create(len(cams), extent=scale, fixed=(), pivot=depths, device=device)
     opt = pose_optimizer(deltas, lr, 0.0)
-    longest = int(max(int(cams.width.max()), int(cams.height.max())))
-    levels = {1: (cams, targets)}
-    if coarse_to_fine:
-        for f in (2, 4):
-            if longest // f >= 128:  # below that a coarse view loses the detail that fixes the pose
-                levels[f] = limit_side(cams, targets, longest // f)
+    # under 128 px a coarse view loses the detail that fixes the pose
+    levels = resolution_levels(cams, targets, (2, 4) if coarse_to_fine else (), min_side=128)
     for step in range(steps):
         f = 4 if step < 0.5 * steps else 2 if step < 0.8 * steps else 1
         level_cams, level_targets = levels.get(f) or levels.get(f // 2) or levels[1]

@@ -26,7 +26,7 @@ from torch import Tensor
 from splat.errors import SplatError
 from splat.io.atomic import atomic_path
 from splat.train.adam import GaussianAdam
-from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value
+from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
 from splat.train.losses import photometric_loss
 from splat.train.poses import PoseDeltas, pose_optimizer, scene_depths
 from splat.train.schedule import LearningRates, focal_lr, gaussian_lrs, pose_lr, scene_extent, sh_degree_at
@@ -106,16 +106,6 @@ def resolution_factor(step: int, cfg: TrainConfig) -> int:
         if step < fraction * cfg.steps:
             return factor
     return 1
-
-
-def resolution_levels(cameras: Cameras, targets: list[Tensor], cfg: TrainConfig) -> dict[int, tuple]:
-    """factor -> (cameras, targets) downscaled by factor, for every factor the schedule uses."""
-    levels = {1: (cameras, targets)}
-    longest = int(max(int(cameras.width.max()), int(cameras.height.max())))
-    for _, factor in cfg.resolution_schedule:
-        if factor > 1 and longest // factor >= 64:
-            levels[factor] = limit_side(cameras, targets, longest // factor)
-    return levels
 
 
 @dataclass
@@ -328,7 +318,7 @@ def train(
     cams, targets = limit_side(cams_full, image_tensors(images, device), cfg.max_side)
     check_sizes(cams, targets)
     run = _setup(gaussians, cams, cfg, device)
-    levels = resolution_levels(cams, targets, cfg)
+    levels = resolution_levels(cams, targets, [k for _, k in cfg.resolution_schedule], min_side=64)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         _restore(run, load_checkpoint(ckpt), device)
