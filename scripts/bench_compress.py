@@ -10,12 +10,15 @@ the same cameras (the measure of what a format loses); "vs GT" compares with the
 when a scene with matching image names is given. Renders are downscaled by --scale for speed.
 The quantized container can be measured under several settings with --variants.
 
-Measured on the 2-core dev machine (defaults; PSNR vs orig / vs GT in dB):
-- still_life, 20.5k Gaussians trained 1000 steps at 256 px (SH 3), 12 held-out views at 256x192:
-  ply 248 B/G; ply-compressed 4.0x 46.0 / 22.61; splat 7.8x 36.7 / 22.55; spz 14.8x 37.6 / 22.57;
-  quantized 10.5x 47.4 / 22.64 (original 22.64: no measurable loss); quantized[vq] 12.2x 45.3.
+Measured on the 2-core dev machine (defaults; PSNR vs orig / vs GT in dB), 2026-11-29:
+- garden, 12-view pose-free fit (79.2k Gaussians), its 12 held-out views at 512x384
+  (`python scripts/bench_compress.py RUN --scene scenes/garden --held-out --scale 1`):
+  ply 248 B/G, 23.96 vs GT; ply-compressed 4.0x 43.1 / 23.90; splat 7.8x 36.1 / 23.67;
+  spz 15.3x 37.5 / 23.77; quantized 11.2x 45.9 / 23.93; quantized[vq] 12.3x 45.3 / 23.94;
+  quantized[importance] 14.3x 29.8 / 22.96 (codebooks weighted to the large Gaussians).
+  statues: quantized 11.6x, 25.48 -> 25.46; still_life: quantized 10.1x, 26.57 -> 26.51.
 - synthetic, 100k Gaussians, SH 3 with strong view dependence: spz 10.3x 37.4;
-  quantized 10.3x 42.5; quantized[hq] 9.2x 45.3; quantized[vq] 14.9x 39.4.
+  quantized 10.4x 40.9; quantized[vq] 12.9x 39.3.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ from splat.types import Cameras, Gaussians
 
 VARIANTS = {
     "default": {},
-    "hq": {"sh_bits": (4, 3, 3), "sh_tolerance": 0.003, "scale_bits": 9},  # higher quality, ~9x
+    "hq": {"sh_bits": (4, 3, 3), "sh_tolerance": 0.003, "scale_bits": 9, "position_bits": 20},
     "vq": {"sh_mode": "vq"},  # vector-quantized SH: smallest, lossier
-    "pos14": {"position_bits": 14},
+    "pos16": {"position_bits": 16},
+    "importance": {"weighting": "importance"},  # codebooks weighted by opacity x area
     "no-outliers": {"outliers": 0.0, "position_tail": 0.0},
 }
 

@@ -45,10 +45,11 @@ def test_decoded_values_are_close_to_the_input():
     q = quantize(g)
     ref = g[torch.from_numpy(q.order)]
     d = q.gaussians
-    # Means: 16-bit steps in the 0.1%-99.9% box; the points outside it are stored exactly.
+    # Means: uniform steps in the 0.1%-99.9% box; the points outside it are stored exactly.
     lo, hi = (torch.quantile(ref.means.double(), p, dim=0).float() for p in (0.001, 0.999))
     inside = ((ref.means >= lo) & (ref.means <= hi)).all(1)
-    assert ((d.means - ref.means)[inside].abs() <= 0.51 * (hi - lo) / 65535 + 1e-6).all()
+    step = (hi - lo) / (2 ** QuantizeConfig().position_bits - 1)
+    assert ((d.means - ref.means)[inside].abs() <= 0.51 * step + 1e-6).all()
     assert torch.equal(d.means[~inside], ref.means[~inside]) and (~inside).sum() >= 4
     assert (d.log_scales - ref.log_scales).abs().median() < 0.01
     assert quat_error(d.quats, ref.quats).median() < 1e-3
@@ -80,6 +81,38 @@ def test_vq_mode_and_tiny_inputs():
         assert (
             d.means - tiny.means[torch.from_numpy(morton_order(tiny.means.double().numpy()))]
         ).abs().max() < 1e-4
+
+
+def test_small_gaussians_keep_their_precision_next_to_large_ones():
+    # A trained scene is mostly small Gaussians plus a few large ones (ground, sky); the many small
+    # ones carry most of the image, so the codebooks must not spend their levels on the large ones.
+    g = scene(6000, 0)
+    g.log_scales[:] = torch.empty_like(g.log_scales).uniform_(-7, -4)
+    g.log_scales[:300] = torch.empty(300, 3).uniform_(-1, 1)
+    g.opacity_logits[:300] = 6.0
+    q = quantize(g)
+    ref, d = g[torch.from_numpy(q.order)], q.gaussians
+    small = ref.log_scales.max(1).values < -3
+    err = (d.log_scales - ref.log_scales)[small].abs()
+    assert err.median() < 0.01 and err.quantile(0.99) < 0.03
+
+
+@pytest.mark.parametrize("bits", [17, 20])
+def test_positions_beyond_16_bits_round_trip(bits):
+    g = scene(2000, 0)
+    q = quantize(g, QuantizeConfig(position_bits=bits))
+    ref = g[torch.from_numpy(q.order)]
+    span = ref.means.max(0).values - ref.means.min(0).values
+    assert torch.equal(decode(q.data).means, q.gaussians.means)
+    assert ((q.gaussians.means - ref.means).abs() <= span / 2**bits + 1e-6).all()
+
+
+@pytest.mark.parametrize(
+    "kw", [{"position_bits": 25}, {"scale_bits": 0}, {"sh_bits": (9, 2, 2)}, {"weighting": "area"}]
+)
+def test_settings_out_of_range_are_refused(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        QuantizeConfig(**kw)
 
 
 def test_sh_bits_follow_the_tolerance():
