@@ -83,3 +83,22 @@ def test_tsdf_mesh_of_a_splat_sphere_lies_on_the_rendered_surface():
     # Measured: median |r - rendered median| 0.007 (a third of a voxel); |r - 1| 0.025 (0.04 at 90%).
     assert np.median(np.abs(r - np.median(rendered))) < 0.01, np.median(np.abs(r - np.median(rendered)))
     assert np.median(np.abs(r - 1)) < 0.04 and np.quantile(np.abs(r - 1), 0.9) < 0.06
+
+
+def test_far_background_does_not_coarsen_the_default_voxel_and_floaters_are_dropped():
+    # Trained scenes keep a few huge Gaussians far away (sky, distant walls): the default voxel must
+    # follow what the cameras see (the rendered depth), not the extent of all centres.
+    from splat.compress.mesh import default_voxel, fuse_tsdf, rendered_depths, tsdf_mesh
+
+    sphere, cams = sphere_gaussians(3000), ring_cameras(6)
+    far = sphere_gaussians(20, radius=60.0)
+    far.log_scales[:] = math.log(0.5)
+    g = Gaussians.cat([sphere, far])
+    frames = rendered_depths(g, cams, backend="torch")
+    voxel = default_voxel(frames)
+    assert 1.5 / 256 < voxel < 3.5 / 256  # the sphere is 2-3 units from the cameras
+    mesh = tsdf_mesh(g, cams, backend="torch")
+    assert len(mesh.vertices) > 1000
+    labels, sizes, _ = mesh.cluster_connected_triangles()
+    assert min(np.asarray(sizes)) >= 100
+    assert len(fuse_tsdf(frames, cams, voxel, min_triangles=10**9).triangles) == 0
