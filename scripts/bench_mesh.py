@@ -51,7 +51,8 @@ def edge_stats(mesh) -> tuple[float, int, int]:
     edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
     _, counts = np.unique(edges, axis=0, return_counts=True)
     clusters = np.asarray(mesh.cluster_connected_triangles()[0])
-    return float((counts == 2).mean()), int((counts == 1).sum()), int(clusters.max() + 1 if len(clusters) else 0)
+    components = int(clusters.max() + 1) if len(clusters) else 0
+    return float((counts == 2).mean()), int((counts == 1).sum()), components
 
 
 def main() -> None:
@@ -70,7 +71,8 @@ def main() -> None:
         voxel = args.voxel or default_voxel(frames)
         mesh = fuse_tsdf(frames, cameras, voxel)  # what `splat export --format mesh` does
         seconds = time.perf_counter() - t
-        err = vertex_depth_errors(np.asarray(mesh.vertices), frames, cameras.to(dtype=torch.float64), 10 * voxel)
+        vertices = np.asarray(mesh.vertices)
+        err = vertex_depth_errors(vertices, frames, cameras.to(dtype=torch.float64), 10 * voxel)
         extent = float((cameras.centers.double() - scene_center(cameras)).norm(dim=1).median())
         two, boundary, comps = edge_stats(mesh)
         med, p90 = np.median(err), np.quantile(err, 0.9)

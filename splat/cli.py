@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a finished `splat fit` run folder")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", help="output path (default RUN/export/...)")
-    p.add_argument("--voxel", type=float, help="mesh: TSDF voxel size (default 1/256 of the median rendered depth)")
+    p.add_argument("--voxel", type=float, help="mesh: TSDF voxel (default: median rendered depth / 256)")
     p.add_argument("--backend", default="auto", help="mesh: rasterizer backend")
     p.set_defaults(func=_cmd_export)
 
