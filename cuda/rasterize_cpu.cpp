@@ -627,6 +627,7 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
 
 void bind_project(pybind11::module& m);  // cuda/project_cpu.cpp
 void bind_adam(pybind11::module& m);     // cuda/adam_cpu.cpp
+void bind_ssim(pybind11::module& m);     // cuda/ssim_cpu.cpp
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Tiled CPU compositing of screen-space Gaussians (docs/RASTER_CONTRACT.md)";
@@ -641,4 +642,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
   bind_project(m);
   bind_adam(m);
+  bind_ssim(m);
 }

@@ -1,6 +1,7 @@
 """The native CPU kernels, built once as one extension and cached: compositing (cuda/rasterize_cpu.cpp,
-wrapped for autograd here), projection + SH (cuda/project_cpu.cpp, wrapped in project_cpu.py) and the
-fused visible-only Adam step (cuda/adam_cpu.cpp, used by splat/train/adam.py).
+wrapped for autograd here), projection + SH (cuda/project_cpu.cpp, wrapped in project_cpu.py), the
+fused visible-only Adam step (cuda/adam_cpu.cpp, used by splat/train/adam.py) and SSIM forward and
+backward (cuda/ssim_cpu.cpp, used by splat/eval/metrics.py).
 
 The extension is compiled with torch.utils.cpp_extension on first use into a cache folder keyed by
 the source files, torch version, compiler flags and CPU (the build uses -march=native):
@@ -25,7 +26,7 @@ from torch import Tensor
 from splat.errors import SplatError
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "cuda"
-SOURCES = ("rasterize_cpu.cpp", "project_cpu.cpp", "adam_cpu.cpp", "simd8.h")
+SOURCES = ("rasterize_cpu.cpp", "project_cpu.cpp", "adam_cpu.cpp", "ssim_cpu.cpp", "simd8.h")
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 if os.environ.get("SPLAT_KERNEL_CPU_CLOCK") == "1":  # profiling: stage timers read process CPU time
     CFLAGS.append("-DSPLAT_CPU_CLOCK")
