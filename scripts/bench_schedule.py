@@ -6,8 +6,9 @@ RUN is a finished `splat fit` run (its poses/, init.ply and training views are r
 training stage varies). Each config is comma-separated key=value: steps=N, c2f=1 (resolution
 schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),);
 c2f=4: ((0.35, 4), (0.7, 2))), budget=N (prune the init to N Gaussians as `splat fit --budget`
-does). For each it trains, evaluates the held-out views (`splat eval` protocol) and prints
-train seconds and PSNR/SSIM.
+does), seed=N (training seed; the run's by default), ssim=torch (the loss's SSIM in PyTorch ops
+instead of the native kernel, for A/B runs). For each it trains, evaluates the held-out views
+(`splat eval` protocol) and prints train seconds and PSNR/SSIM.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+from splat.eval import metrics as metrics_module
 from splat.eval.evaluate import evaluate_run
 from splat.init.budget import prune_to_budget
 from splat.io.ply import read_ply, write_ply
@@ -39,8 +41,10 @@ def parse(spec: str) -> dict:
             out["steps"] = int(v)
         elif k == "c2f":
             out["resolution_schedule"] = SCHEDULES[v]
-        elif k == "budget":
-            out["budget"] = int(v)
+        elif k in ("budget", "seed"):
+            out[k] = int(v)
+        elif k == "ssim" and v in ("torch", "native"):
+            out["ssim"] = v
         else:
             raise SystemExit(f"unknown key {k!r} in {spec!r}")
     return out
@@ -55,10 +59,14 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["steps=1500", "steps=600", "steps=600,c2f=1"])
     args = ap.parse_args()
     src = json.loads((args.run / "config.json").read_text())
+    native_ssim_default = metrics_module._native_ssim_applies
     rows = []
     for spec in args.configs:
         out = args.out / spec.replace("=", "").replace(",", "_")
         train = parse(spec)
+        seed = train.pop("seed", src["seed"])
+        use_torch = train.pop("ssim", "native") == "torch"
+        metrics_module._native_ssim_applies = (lambda img, gt: False) if use_torch else native_ssim_default
         init = args.run / "init.ply"
         if "budget" in train:  # prune the run's init the way `splat fit --budget` does
             out.mkdir(parents=True, exist_ok=True)
@@ -72,12 +80,13 @@ def main() -> None:
             init=f"given:{init}",
             budget=None,
             views=src["views"],
-            seed=src["seed"],
+            seed=seed,
             train=train,
         )
         t0 = time.perf_counter()
         metrics = fit(src["images_dir"], out, cfg, progress=False)
         fit_s = time.perf_counter() - t0
+        metrics_module._native_ssim_applies = native_ssim_default
         ev = evaluate_run(out, args.gt, refine_steps=args.refine_steps)
         train_s = metrics["seconds"]["train"]
         rows.append(
