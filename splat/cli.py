@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from splat.errors import SplatError
 
@@ -137,7 +138,12 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from splat.export import export
 
     options = {"voxel": args.voxel, "backend": args.backend} if args.format == "mesh" else {}
-    print(f"wrote {export(args.run, args.format, args.out, **options)}")
+    out = export(args.run, args.format, args.out, **options)
+    size = sum(f.stat().st_size for f in ([out] if out.is_file() else out.rglob("*") if out.is_dir() else []))
+    ply, ratio = Path(args.run) / "splat.ply", ""
+    if args.format in ("ply-compressed", "splat", "spz", "quantized") and ply.is_file() and size:
+        ratio = f", {ply.stat().st_size / size:.1f}x smaller than splat.ply"
+    print(f"wrote {out} ({size / 1e6:.2f} MB{ratio})")
 
 
 def _cmd_render(args: argparse.Namespace) -> None:

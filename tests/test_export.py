@@ -71,7 +71,10 @@ def test_colmap_and_points_exports(run_dir, tmp_path):
 
 def test_cli_export_and_errors(run_dir, tmp_path, capsys):
     assert main(["export", str(run_dir), "--format", "spz", "--out", str(tmp_path / "a.spz")]) == 0
-    assert (tmp_path / "a.spz").exists() and "a.spz" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (tmp_path / "a.spz").exists() and "a.spz" in out
+    ratio = (run_dir / "splat.ply").stat().st_size / (tmp_path / "a.spz").stat().st_size
+    assert f"{ratio:.1f}x smaller than splat.ply" in out  # the user sees what the format saved
     assert main(["export", str(tmp_path / "nowhere"), "--format", "ply"]) == 2
     assert "splat.ply" in capsys.readouterr().err
     (run_dir / "init.ply").unlink()
