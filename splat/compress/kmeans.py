@@ -1,8 +1,8 @@
 """Weighted k-means codebooks: exact-assignment 1D (scalar) and vector (VQ) variants.
 
-Weights are per-sample importances (SqueezeLLM's sensitivity weighting): a Gaussian that covers
-more pixels with more opacity pulls the centroids harder. Both functions are deterministic for a
-given input and seed.
+Weights are optional per-sample importances (SqueezeLLM's sensitivity weighting); the quantized
+container uses equal weights by default (see splat/compress/quantize.py for why). Both functions are
+deterministic for a given input and seed.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def _vq(
 
 
 def _sh_bits(x: np.ndarray, w: np.ndarray, most: int, tolerance: float) -> int:
-    """Fewest bits (1..most) whose k-means levels reach an importance-weighted RMS error <= tolerance."""
+    """Fewest bits (1..most) whose k-means levels reach a weighted RMS error <= tolerance."""
     wx = np.repeat(w[:, None], x.shape[1], 1).reshape(-1)
     for bits in range(1, most):
         levels = kmeans_1d(x, 2**bits, wx).astype(np.float64)
