@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 
 namespace splat_adam {
@@ -18,9 +19,11 @@ namespace splat_adam {
 //   m = m + (1 - b1) (g - m) (one fma, as torch.lerp);  v = b2 v + (1 - b2) g g
 //   p = p + (-lr / bias1[s]) m / (sqrt(v) / bias2[s] + eps)
 // bias1[s] = 1 - b1^s and bias2[s] = sqrt(1 - b2^s) are float64 tables indexed by step count.
+// rescale_cap > 0 multiplies the step size by min(rescale_cap, sqrt(global_step / s)) (visibility
+// rescaling, see adam.py); 0 leaves it as above.
 void step(torch::Tensor param, torch::Tensor grad, torch::Tensor exp_avg, torch::Tensor exp_avg_sq,
           torch::Tensor steps, torch::Tensor visible, torch::Tensor bias1, torch::Tensor bias2, double lr,
-          double beta1, double beta2, double eps, int64_t threads) {
+          double beta1, double beta2, double eps, int64_t threads, int64_t global_step, double rescale_cap) {
   for (auto* t : {&param, &grad, &exp_avg, &exp_avg_sq}) {
     TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == torch::kFloat32 && t->is_contiguous(),
                 "adam_step: parameter, grad and moments must be contiguous float32 CPU tensors");
@@ -57,7 +60,9 @@ void step(torch::Tensor param, torch::Tensor grad, torch::Tensor exp_avg, torch:
       continue;
     }
     st[i] = s;
-    const float neg_step = float(-lr / bc1[s]);
+    double scale = 1.0;
+    if (rescale_cap > 0.0) scale = std::min(rescale_cap, std::sqrt(double(global_step) / double(s)));
+    const float neg_step = float(-lr * scale / bc1[s]);
     const float bias2s = float(bc2[s]);
     float* pr = p + i * d;
     const float* gr = g + i * d;
@@ -80,5 +85,5 @@ void step(torch::Tensor param, torch::Tensor grad, torch::Tensor exp_avg, torch:
 void bind_adam(pybind11::module& m) {
   m.def("adam_step", &splat_adam::step,
         "visible-only Adam step in place: param, grad, exp_avg, exp_avg_sq, steps, visible, bias1, bias2, "
-        "lr, beta1, beta2, eps, threads");
+        "lr, beta1, beta2, eps, threads, global_step, rescale_cap");
 }

@@ -8,6 +8,7 @@ schedule ((0.3, 4), (0.6, 2)); c2f=2: ((0.5, 4), (0.8, 2)); c2f=3: ((0.25, 2),);
 c2f=4: ((0.35, 4), (0.7, 2))), budget=N (prune the init to N Gaussians as `splat fit --budget`
 does), seed=N (training seed; the run's by default), ssim=torch (the loss's SSIM in PyTorch ops
 instead of the native kernel, for A/B runs), adam=dense (every row, not only the visible ones),
+rescale=CAP (sparse Adam with visibility rescaling capped at CAP),
 sh=bfloat16|float16 (storage of the SH rest coefficients). For each it trains, evaluates the held-out views
 (`splat eval` protocol) and prints train seconds and PSNR/SSIM.
 """
@@ -48,6 +49,8 @@ def parse(spec: str) -> dict:
             out["ssim"] = v
         elif k == "adam" and v in ("dense", "sparse"):
             out["sparse_adam"] = v == "sparse"
+        elif k == "rescale":
+            out["adam_rescale_cap"] = float(v)
         elif k == "sh" and v in ("float32", "bfloat16", "float16"):
             out["sh_rest_dtype"] = v
         else:

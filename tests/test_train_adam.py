@@ -76,6 +76,24 @@ def test_dense_mode_updates_rows_with_zero_grad_too():
     assert all(bool((s["step"] == 2).all()) for s in opt.state.values())
 
 
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_visibility_rescaling_moves_a_rarely_seen_row_as_far_as_dense_adam(backend):
+    # row 0 is seen every step, row 1 every 4th step, both with a steady gradient when seen.
+    seen = [torch.tensor([True, t % 4 == 0]) for t in range(400)]
+
+    def travel(sparse: bool, cap: float) -> torch.Tensor:
+        opt = GaussianAdam({"x": torch.zeros(2, 1)}, {"x": 1e-3}, sparse=sparse, rescale_cap=cap, backend=backend)
+        for mask in seen:
+            opt.params["x"].grad = mask.float().reshape(2, 1)
+            opt.step(mask)
+        return -opt.params["x"].detach().reshape(2) / 1e-3  # distance in units of lr
+
+    dense, sparse, rescaled = travel(False, 0.0), travel(True, 0.0), travel(True, 4.0)
+    assert torch.allclose(dense[0], sparse[0]) and torch.allclose(dense[0], rescaled[0])  # always seen: same
+    assert sparse[1] < 0.6 * dense[1]  # plain sparse Adam under-moves the rarely seen row...
+    assert abs(rescaled[1] - dense[1]) < 0.1 * dense[1]  # ...rescaling restores dense Adam's travel
+
+
 def test_keep_append_reset_keep_rows_aligned():
     init = _params(10)
     opt = GaussianAdam(init, _lrs())

@@ -12,6 +12,13 @@ it was invisible had not happened; new rows made by densification start at step 
 gsplat's SelectiveAdam (CPU path) applies no bias correction at all; with all rows visible ours
 equals torch.optim.Adam (single-tensor path) value for value.
 
+Visibility rescaling (`rescale_cap`, off by default in this class): dense Adam keeps moving a row on
+its momentum while it is out of view, so over t steps a row visible in a fraction f of them moves
+about t sqrt(f) steps' worth (m ~ f g, sqrt(v) ~ sqrt(f) |g|), while sparse Adam moves it t f: in
+effect a learning rate sqrt(f) times smaller. With rescale_cap > 0 each visible row's step is
+multiplied by min(rescale_cap, sqrt(t / s)), s being the row's own update count, which restores
+dense Adam's total movement without touching invisible rows.
+
 Low-precision storage: a parameter may be stored as float16/bfloat16. Its moments are kept in
 float32 (bfloat16 cannot represent the 0.999 decay of the second moment; float16 squares of typical
 gradients underflow), the update is computed in float32 and the result cast back. bfloat16 casts use
@@ -46,6 +53,8 @@ class GaussianAdam:
             result: measured on a 2-core CPU, gathering wins below about 40% visible).
         backend: "auto" (native kernel for float32 CPU parameters when it is built, else torch),
             "native" (required: raises when unavailable) or "torch".
+        rescale_cap: in sparse mode, scale each visible row's step by min(rescale_cap, sqrt(t / s))
+            (t: steps taken, s: the row's update count; see the module docstring); 0 = off.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class GaussianAdam:
         index_below: float = 0.4,
         seed: int = 0,
         backend: str = "auto",
+        rescale_cap: float = 0.0,
     ) -> None:
         if backend not in ("auto", "native", "torch"):
             raise ValueError(f"GaussianAdam backend must be auto, native or torch, got {backend!r}")
@@ -68,6 +78,7 @@ class GaussianAdam:
         self.eps = float(eps)
         self.sparse = sparse
         self.index_below = float(index_below)
+        self.rescale_cap = float(rescale_cap) if sparse else 0.0
         self.state = {k: _zero_state(p, len(p)) for k, p in self.params.items()}
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))  # stochastic rounding
         self._bias: dict[tuple, Tensor] = {}
@@ -142,6 +153,7 @@ class GaussianAdam:
             self._native.adam_step(
                 p.data, p.grad.float().contiguous(), st["exp_avg"], st["exp_avg_sq"], st["step"], vis,
                 bias1, bias2, self.lr[name], self.betas[0], self.betas[1], self.eps, threads,
+                self._max_step, self.rescale_cap,
             )  # fmt: skip
 
     def _update(self, name: str, p: Tensor, idx: Tensor | None, mask: Tensor | None) -> None:
@@ -164,7 +176,10 @@ class GaussianAdam:
         top = int(steps.max())
         bc1 = self._bias_table(1, top, steps.device)[steps.clamp_min(1)]
         bc2_sqrt = self._bias_table(2, top, steps.device)[steps.clamp_min(1)]
-        neg_step_size = (-self.lr[name] / bc1).float().reshape(shape)
+        lr = -self.lr[name]
+        if self.rescale_cap > 0:  # visibility rescaling, same float64 formula as the native kernel
+            lr = lr * (self._max_step / steps.clamp_min(1).double()).sqrt().clamp_max(self.rescale_cap)
+        neg_step_size = (lr / bc1).float().reshape(shape)
         denom = (v.sqrt() / bc2_sqrt.float().reshape(shape)).add_(self.eps)
         new = self._cast(rows(p).float() + neg_step_size * m / denom, p.dtype)
         if idx is not None:
@@ -215,6 +230,7 @@ class GaussianAdam:
             "betas": self.betas,
             "eps": self.eps,
             "sparse": self.sparse,
+            "rescale_cap": self.rescale_cap,
             "generator": self.generator.get_state(),
         }
 
@@ -228,6 +244,7 @@ class GaussianAdam:
             self.state[name] = {n: t.to(p.device).clone() for n, t in s.items()}
         self.lr.update(sd["lr"])
         self.betas, self.eps, self.sparse = tuple(sd["betas"]), sd["eps"], sd["sparse"]
+        self.rescale_cap = float(sd.get("rescale_cap", 0.0))
         self.generator.set_state(sd["generator"])
         self._max_step = max([int(s["step"].max()) for s in self.state.values() if s["step"].numel()] + [0])
 

@@ -57,6 +57,8 @@ class TrainConfig:
         strategy: "none" (NoDensify: prune only) or "adc" (3DGS densification), or an instance;
             strategy_options: field overrides for the named strategy.
         sparse_adam: update only visible Gaussians each step (see adam.py); else dense Adam.
+        adam_rescale_cap: with sparse_adam, scale a visible Gaussian's step by
+            min(cap, sqrt(steps / its updates)) so it moves as far as dense Adam would (0 = off).
         sh_rest_dtype: storage of sh_rest: "float32", "float16" or "bfloat16" (computed in fp32).
         eval_every: every N steps log the mean PSNR over all training views (0 = only at the end).
         log_every: steps per history record (mean loss/PSNR since the previous record).
@@ -81,6 +83,7 @@ class TrainConfig:
     strategy: str | NoDensify | ClassicADC = "none"
     strategy_options: dict = field(default_factory=dict)
     sparse_adam: bool = True
+    adam_rescale_cap: float = 0.0
     sh_rest_dtype: str = "float32"
     eval_every: int = 0
     log_every: int = 50
@@ -193,7 +196,7 @@ def export_gaussians(params: dict[str, Tensor]) -> Gaussians:
 def _setup(gaussians: Gaussians, cameras: Cameras, cfg: TrainConfig, device) -> _Run:
     extent = scene_extent(cameras)
     opt = GaussianAdam(initial_params(gaussians, cfg, device), gaussian_lrs(0, cfg.lrs, cfg.steps, extent),
-                       sparse=cfg.sparse_adam, seed=cfg.seed)  # fmt: skip
+                       sparse=cfg.sparse_adam, seed=cfg.seed, rescale_cap=cfg.adam_rescale_cap)  # fmt: skip
     deltas = pose_opt = None
     if cfg.pose_refine or cfg.focal_refine:
         fixed = (0,) if cfg.pose_refine else tuple(range(len(cameras)))  # focal only: poses stay put
@@ -402,7 +405,7 @@ def _restore(run: _Run, ck: dict, device) -> None:
     params = {k: v.to(device) for k, v in ck["params"].items()}
     opt = GaussianAdam(params, ck["optimizer"]["lr"], sparse=run.opt.sparse)
     opt.load_state_dict(ck["optimizer"])
-    opt.sparse = run.opt.sparse  # the config in force decides
+    opt.sparse, opt.rescale_cap = run.opt.sparse, run.opt.rescale_cap  # the config in force decides
     run.opt = opt
     if run.deltas is not None and ck["poses"] is not None:
         run.deltas.load_state_dict(ck["poses"])
