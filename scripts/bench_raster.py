@@ -13,6 +13,8 @@ Scenes (camera at the origin looking down +z, focal 0.9 W):
 - realistic: Gaussians on a floor, a back wall and three spheres 2.5-8 m away, flattened along a
   random axis, sizes shrinking with N (radii from a few px to tens of px), opacities 0.5-0.9.
 - random: uniform in the frustum between 2 and 10 m, same sizes, opacities 0.05-0.95.
+- run:RUN: the trained Gaussians of a finished `splat fit` run (RUN/splat.ply), seen from its first
+  training camera (RUN/poses); --sizes does not apply (N is the run's count).
 The header line gives the load average and a single-thread matmul speed, to judge how busy the
 machine was (timings are wall clock). The torch reference is timed without warm-up, at most 3 runs.
 """
@@ -25,6 +27,7 @@ import os
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 import torch
 
@@ -79,6 +82,22 @@ def make_scene(kind: str, n: int, seed: int = 0, sh_degree: int = 3) -> Gaussian
         torch.randn(n, 3, generator=gen) * 0.6,
         torch.randn(n, rest, 3, generator=gen) * 0.1,
     )
+
+
+def trained_scene(run: Path, view: int = 0) -> Gaussians:
+    """A finished `splat fit` run's splat.ply moved into the frame of its training camera `view`, so
+    the benchmark's identity camera sees what that camera saw (SH directions are not rotated: the
+    colours change, the work does not)."""
+    from splat.geometry.se3 import quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
+    from splat.io.colmap import read_model
+    from splat.io.ply import read_ply
+
+    g = read_ply(run / "splat.ply")
+    w2c = read_model(run / "poses").cameras.w2c[view].float()
+    R, t = w2c[:3, :3], w2c[:3, 3]
+    g.means = g.means @ R.T + t
+    g.quats = rotmat_to_quat_wxyz(R @ quat_wxyz_to_rotmat(torch.nn.functional.normalize(g.quats, dim=-1)))
+    return g
 
 
 def screen_inputs(g: Gaussians, W: int, H: int) -> list:
@@ -258,8 +277,10 @@ def main() -> None:
     print(header + "   (ms, median)")
     speedups, profiles = [], []
     for kind in args.scenes.split(","):
-        for n in sizes:
-            g = make_scene(kind, n)
+        trained = trained_scene(Path(kind[4:])) if kind.startswith("run:") else None
+        for n in sizes if trained is None else [len(trained)]:
+            g = make_scene(kind, n) if trained is None else trained
+            label = kind if trained is None else Path(kind[4:]).parent.name[:10]
             for W, H in resolutions:
                 inputs = screen_inputs(g, W, H)
                 results = {}
@@ -270,13 +291,13 @@ def main() -> None:
                     rend = (math.nan, math.nan) if args.no_render else bench_render(b, g, W, H, args)
                     results[b] = comp + rend
                     cells = "".join(f"{v:>10.1f}" for v in results[b])
-                    print(f"{kind:<10}{n:>8} {W:>4}x{H:<4} {b:>7} {cells}", flush=True)
+                    print(f"{label:<10}{n:>8} {W:>4}x{H:<4} {b:>7} {cells}", flush=True)
                 if "cpu" in results and "torch" in results:
                     speedups.append(
-                        (kind, n, W, H, [t / c for t, c in zip(results["torch"], results["cpu"])])
+                        (label, n, W, H, [t / c for t, c in zip(results["torch"], results["cpu"])])
                     )
                 if "cpu" in backends:
-                    profiles.append((kind, n, W, H, cpu_profile(g, inputs, W, H, 3)))
+                    profiles.append((label, n, W, H, cpu_profile(g, inputs, W, H, 3)))
     if speedups:
         print("\ncpu speed-up over torch (same run):")
         for kind, n, W, H, s in speedups:

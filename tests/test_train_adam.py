@@ -82,7 +82,9 @@ def test_visibility_rescaling_moves_a_rarely_seen_row_as_far_as_dense_adam(backe
     seen = [torch.tensor([True, t % 4 == 0]) for t in range(400)]
 
     def travel(sparse: bool, cap: float) -> torch.Tensor:
-        opt = GaussianAdam({"x": torch.zeros(2, 1)}, {"x": 1e-3}, sparse=sparse, rescale_cap=cap, backend=backend)
+        opt = GaussianAdam(
+            {"x": torch.zeros(2, 1)}, {"x": 1e-3}, sparse=sparse, rescale_cap=cap, backend=backend
+        )
         for mask in seen:
             opt.params["x"].grad = mask.float().reshape(2, 1)
             opt.step(mask)
@@ -111,16 +113,18 @@ def test_keep_append_reset_keep_rows_aligned():
     assert not opt.state["opacity_logits"]["exp_avg_sq"].any()
 
 
-def test_state_dict_round_trip_continues_identically():
+@pytest.mark.parametrize("rescale_cap", [0.0, 4.0])
+def test_state_dict_round_trip_continues_identically(rescale_cap):
     init = _params(16)
-    a = GaussianAdam(init, _lrs(), seed=3)
+    a = GaussianAdam(init, _lrs(), seed=3, rescale_cap=rescale_cap)
     grads = [{k: torch.randn_like(v) for k, v in init.items()} for _ in range(4)]
     masks = torch.rand(4, 16) < 0.6
+    masks[1] &= ~masks[0]  # no row seen at every step: the step count must come from the state dict
     for t in range(2):
         for k in init:
             a.params[k].grad = grads[t][k].clone()
         a.step(masks[t])
-    b = GaussianAdam({k: v.detach() for k, v in a.params.items()}, a.lr, seed=99)
+    b = GaussianAdam({k: v.detach() for k, v in a.params.items()}, a.lr, seed=99, rescale_cap=rescale_cap)
     b.load_state_dict(a.state_dict())
     for t in range(2, 4):
         for opt in (a, b):

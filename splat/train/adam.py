@@ -231,6 +231,7 @@ class GaussianAdam:
             "eps": self.eps,
             "sparse": self.sparse,
             "rescale_cap": self.rescale_cap,
+            "max_step": self._max_step,
             "generator": self.generator.get_state(),
         }
 
@@ -246,7 +247,8 @@ class GaussianAdam:
         self.betas, self.eps, self.sparse = tuple(sd["betas"]), sd["eps"], sd["sparse"]
         self.rescale_cap = float(sd.get("rescale_cap", 0.0))
         self.generator.set_state(sd["generator"])
-        self._max_step = max([int(s["step"].max()) for s in self.state.values() if s["step"].numel()] + [0])
+        rows = max([int(s["step"].max()) for s in self.state.values() if s["step"].numel()] + [0])
+        self._max_step = max(int(sd.get("max_step", 0)), rows)  # steps taken (rescaling uses it)
 
 
 def _fusable(p: Tensor) -> bool:
