@@ -7,8 +7,8 @@
 Prints three measurements (one process, nothing else should run meanwhile):
 1. Training throughput: steps/s of the full loop (render, loss, backward, sparse Adam, pruning) at
    the scene's size (512x384), starting from N Gaussians unprojected from random pixels.
-2. Optimizer time per step, sparse (visible rows only) vs dense Adam, on the visible masks of
-   the real views and the sh_rest storage dtypes.
+2. Optimizer time per step, sparse (visible rows only, plain and with visibility rescaling) vs dense
+   Adam, on the visible masks of the real views and the sh_rest storage dtypes.
 3. sh_rest storage float32 vs bfloat16 vs float16: bytes held for sh_rest (parameter, grad, Adam
    moments) and training-view PSNR after --psnr-steps steps (same seed, same views); and float32
    with dense Adam, for the sparse update's effect on the result.
@@ -90,10 +90,16 @@ def visible_masks(g: Gaussians, cams: Cameras, args) -> list[torch.Tensor]:
 
 
 def time_optimizer(
-    params: dict, masks: list[torch.Tensor], sparse: bool, device: str, backend: str = "auto"
+    params: dict,
+    masks: list[torch.Tensor],
+    sparse: bool,
+    device: str,
+    backend: str = "auto",
+    rescale_cap: float = 0.0,
 ) -> float:
     """Milliseconds per GaussianAdam step over the masks (3 rounds after a warm-up step)."""
-    opt = GaussianAdam(params, dict.fromkeys(params, 1e-3), sparse=sparse, backend=backend)
+    lrs = dict.fromkeys(params, 1e-3)
+    opt = GaussianAdam(params, lrs, sparse=sparse, backend=backend, rescale_cap=rescale_cap)
     for p in opt.params.values():
         p.grad = torch.randn_like(p) * 1e-3
     opt.step(masks[0])
@@ -118,6 +124,7 @@ def bench_optimizer(g: Gaussians, masks: list[torch.Tensor], args) -> dict:
         params = initial_params(g, TrainConfig(sh_rest_dtype=dtype, sh_degree=3), args.device)
         out[f"dense_{dtype}_ms"] = time_optimizer(params, masks, False, args.device)
         out[f"sparse_{dtype}_ms"] = time_optimizer(params, masks, True, args.device)
+        out[f"sparse_rescaled_{dtype}_ms"] = time_optimizer(params, masks, True, args.device, rescale_cap=4.0)
         for frac in (0.1, 0.3):
             few = [torch.rand(len(g), device=args.device) < frac for _ in range(len(masks))]
             out[f"sparse_{dtype}_{int(100 * frac)}pct_ms"] = time_optimizer(params, few, True, args.device)
@@ -180,9 +187,10 @@ def main() -> None:
     report["optimizer"] = o = bench_optimizer(g, masks, args)
     print(f"optimizer step (visible {100 * o['visible_fraction']:.0f}% of Gaussians on average):")
     for d in ("float32", "bfloat16"):
-        dense, sparse = o[f"dense_{d}_ms"], o[f"sparse_{d}_ms"]
+        dense, sparse, rescaled = o[f"dense_{d}_ms"], o[f"sparse_{d}_ms"], o[f"sparse_rescaled_{d}_ms"]
         few, fewer = o[f"sparse_{d}_30pct_ms"], o[f"sparse_{d}_10pct_ms"]
-        print(f"  sh_rest {d:8s}: dense {dense:.1f} ms, sparse {sparse:.1f} ms;", end="")
+        print(f"  sh_rest {d:8s}: dense {dense:.1f} ms, sparse {sparse:.1f} ms,", end="")
+        print(f" sparse rescaled {rescaled:.1f} ms;", end="")
         print(f" sparse at 30% visible {few:.1f} ms, at 10% {fewer:.1f} ms")
     td, ts = o["dense_float32_torch_ms"], o["sparse_float32_torch_ms"]
     print(f"  sh_rest float32 through the PyTorch path: dense {td:.1f} ms, sparse {ts:.1f} ms", end="")
