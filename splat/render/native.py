@@ -5,7 +5,10 @@ backward (cuda/ssim_cpu.cpp, used by splat/eval/metrics.py).
 
 The extension is compiled with torch.utils.cpp_extension on first use into a cache folder keyed by
 the source files, torch version, compiler flags and CPU (the build uses -march=native):
-$SPLAT_CACHE/ext/<key> (default ~/.cache/splat/ext/<key>). Semantics: docs/RASTER_CONTRACT.md.
+$SPLAT_CACHE/ext/<key> (default ~/.cache/splat/ext/<key>). The sources are copied into <key>/src and
+built from there, so every checkout with the same sources reuses one build (building from each
+checkout's own path would make ninja rebuild whenever another checkout had built last). The first
+build takes about a minute and says so on stderr. Semantics: docs/RASTER_CONTRACT.md.
 SPLAT_KERNEL_CPU_CLOCK=1 builds a variant whose stage timers (LAST_PROFILE) read process CPU time.
 """
 
@@ -99,14 +102,19 @@ def load_native() -> ModuleType:
 
         key = build_key()
         build_dir = cache_root() / key
-        build_dir.mkdir(parents=True, exist_ok=True)
+        name = f"splat_rasterize_cpu_{key}"
+        src = _cached_sources(build_dir)
+        if not (build_dir / f"{name}.so").is_file():
+            print(
+                f"splat: building the CPU kernel (first use, about a minute) in {build_dir}", file=sys.stderr
+            )
         try:
             module = load(
-                name=f"splat_rasterize_cpu_{key}",
-                sources=[str(SOURCE_DIR / n) for n in SOURCES if n.endswith(".cpp")],
+                name=name,
+                sources=[str(src / n) for n in SOURCES if n.endswith(".cpp")],
                 extra_cflags=CFLAGS,
                 extra_ldflags=LDFLAGS,
-                extra_include_paths=[str(SOURCE_DIR)],
+                extra_include_paths=[str(src)],
                 build_directory=str(build_dir),
                 verbose=os.environ.get("SPLAT_VERBOSE_BUILD") == "1",
             )
@@ -116,6 +124,27 @@ def load_native() -> ModuleType:
             ) from exc
         _state["module"] = module
         return module
+
+
+def _cached_sources(build_dir: Path) -> Path:
+    """build_dir/src holding a copy of the kernel sources (the key names their content); made once."""
+    src = build_dir / "src"
+    if all((src / n).is_file() for n in SOURCES):
+        return src
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tmp = build_dir / f"src.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for n in SOURCES:
+        shutil.copy2(SOURCE_DIR / n, tmp / n)
+    shutil.rmtree(src, ignore_errors=True)
+    try:
+        tmp.rename(src)
+    except OSError:  # another process put its copy there first: same content (the key names it)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not all((src / n).is_file() for n in SOURCES):
+            raise
+    return src
 
 
 def native_available() -> bool:
