@@ -4,10 +4,10 @@ fused visible-only Adam step (cuda/adam_cpu.cpp, used by splat/train/adam.py) an
 backward (cuda/ssim_cpu.cpp, used by splat/eval/metrics.py).
 
 The extension is compiled with torch.utils.cpp_extension on first use into a cache folder keyed by
-the source files, torch version, compiler flags and CPU (the build uses -march=native):
+the source files, torch (version and path), compiler flags and CPU (the build uses -march=native):
 $SPLAT_CACHE/ext/<key> (default ~/.cache/splat/ext/<key>). The sources are copied into <key>/src and
-built from there, so every checkout with the same sources reuses one build (building from each
-checkout's own path would make ninja rebuild whenever another checkout had built last). The first
+built from there, so the build file names only the key's inputs and ninja never rebuilds a finished
+extension because another checkout or environment built last. The first
 build takes about a minute and says so on stderr. Semantics: docs/RASTER_CONTRACT.md.
 SPLAT_KERNEL_CPU_CLOCK=1 builds a variant whose stage timers (LAST_PROFILE) read process CPU time.
 """
@@ -61,11 +61,16 @@ def _cpu_signature() -> str:
 
 
 def build_key() -> str:
-    """Hash of the kernel sources, torch version, flags and CPU: names the cache folder."""
+    """Hash of the kernel sources, torch (version and install path), flags and CPU: names the cache folder.
+
+    Everything the generated build file names is in the key, so two environments sharing the cache
+    never rebuild each other's extension.
+    """
     h = hashlib.sha256()
     for name in SOURCES:
         h.update(name.encode() + b"\0" + (SOURCE_DIR / name).read_bytes())
     h.update(f"{torch.__version__}|{sys.version_info[:2]}|{CFLAGS}|{LDFLAGS}|{_cpu_signature()}".encode())
+    h.update(str(Path(torch.__file__).parent).encode())  # the build includes this torch's headers by path
     return h.hexdigest()[:16]
 
 
