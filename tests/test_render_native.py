@@ -263,3 +263,13 @@ def test_render_cpu_matches_torch_backend():
     for name in g_ref:
         rel = float((g_cpu[name] - g_ref[name]).norm() / (g_ref[name].norm() + 1e-12))
         assert rel <= GRAD_TOL, f"{name}: relative gradient error {rel:.2e}"
+
+
+def test_build_uses_a_content_addressed_copy_of_the_sources(tmp_path):
+    src = native._cached_sources(tmp_path / "key")
+    for name in native.SOURCES:
+        assert (src / name).read_bytes() == (native.SOURCE_DIR / name).read_bytes(), name
+    stamp = (src / native.SOURCES[0]).stat().st_mtime_ns
+    assert native._cached_sources(tmp_path / "key") == src  # made once, then reused as it is
+    assert (src / native.SOURCES[0]).stat().st_mtime_ns == stamp
+    assert not list((tmp_path / "key").glob("src.tmp*"))
