@@ -108,7 +108,8 @@ def out_grads(W, H):
 
 
 @pytest.mark.parametrize(
-    ("W", "H", "N", "tile_size"), [(128, 96, 400, 16), (64, 48, 200, 8), (75, 53, 250, 12)]
+    ("W", "H", "N", "tile_size"),
+    [(128, 96, 400, 16), (64, 48, 200, 8), (75, 53, 250, 12), (150, 101, 500, 64), (97, 70, 300, 32)],
 )
 def test_matches_torch_reference(W, H, N, tile_size):
     inputs, bg, og = screen_gaussians(N, W, H), torch.rand(3), out_grads(W, H)

@@ -227,7 +227,7 @@ def composite_cpu(
     width: int,
     height: int,
     background: Tensor,
-    tile_size: int = 16,
+    tile_size: int = 64,
     num_threads: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Alpha-composite screen-space Gaussians with the native kernel (docs/RASTER_CONTRACT.md).
@@ -235,7 +235,8 @@ def composite_cpu(
     Args:
         means2d (N,2), conics (N,3), colors (N,3), opacities (N,), depths (N,): float tensors on CPU
             (computed in float32); radii (N,) int, 0 = culled; background (3,).
-        tile_size: tile edge in pixels (1..64). num_threads: default torch.get_num_threads().
+        tile_size: tile edge in pixels (1..64; 64 is fastest, see render.CPU_TILE). num_threads: default
+            torch.get_num_threads().
 
     Returns:
         image (H, W, 3), alpha (H, W) = 1 - T_final, depth (H, W) alpha-weighted (not normalised),

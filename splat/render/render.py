@@ -21,6 +21,7 @@ from splat.render.sh import SH_C0, eval_sh
 from splat.types import Cameras, Gaussians
 
 BACKENDS = ("auto", "torch", "cpu", "cuda")
+CPU_TILE = 64  # the native kernel's default tile: fastest at every size measured (docs/PERF.md, session 6)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class RenderSettings:
         near, far: camera-space z range drawn.
         eps2d: 2D covariance low-pass in pixels^2 (0.3 as in 3DGS).
         antialias: Mip-Splatting opacity compensation (gsplat's 'antialiased' mode).
-        tile_size: compositing tile edge in pixels.
+        tile_size: compositing tile edge in pixels; None: the backend's own (cpu 64, torch and cuda 16).
+            A Gaussian is drawn on the pixels of the tiles its radius reaches (where alpha >= 1/255),
+            so the tile size only decides how much of the far tail beyond the radius is drawn; the
+            native kernel runs fastest with 64 px tiles (fewer tile-Gaussian pairs: docs/PERF.md).
         clamp_colors: clamp SH colours at 0 (as 3DGS and gsplat do).
     """
 
@@ -39,7 +43,7 @@ class RenderSettings:
     far: float = 1e10
     eps2d: float = 0.3
     antialias: bool = False
-    tile_size: int = 16
+    tile_size: int | None = None
     clamp_colors: bool = True
 
 
@@ -229,8 +233,9 @@ def render(
     means2d, conics, colors, opacities, depths, radii = project(
         gaussians, w2c, K, width, height, degree, settings
     )
+    tile = settings.tile_size or (CPU_TILE if chosen == "cpu" else 16)
     image, alpha, depth = composite(
-        means2d, conics, colors, opacities, depths, radii, width, height, bg, tile_size=settings.tile_size
+        means2d, conics, colors, opacities, depths, radii, width, height, bg, tile_size=tile
     )
     if means2d.requires_grad:
         means2d.retain_grad()
@@ -257,7 +262,7 @@ def _render_cuda(
     image, alpha, depth, radii, means2d = render_gsplat(
         g.means, g.log_scales, g.quats, g.opacities, colors, K, w2c, width, height,
         sh_degree=sh_arg, background=bg, near=s.near, far=s.far, eps2d=s.eps2d,
-        antialias=s.antialias, tile_size=s.tile_size,
+        antialias=s.antialias, tile_size=s.tile_size or 16,
     )  # fmt: skip
     if means2d.requires_grad:
         means2d.retain_grad()
