@@ -118,23 +118,25 @@ def test_matches_torch_reference(W, H, N, tile_size):
     assert_parity(got, want, g_got, g_want)
 
 
-def test_matches_dense_brute_force():
+@pytest.mark.parametrize("tile_size", [16, 64])
+def test_matches_dense_brute_force(tile_size):
     W, H = 45, 37  # not multiples of the tile size
     inputs, bg, og = screen_gaussians(120, W, H), torch.rand(3), out_grads(W, H)
-    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og)
-    want, g_want = run_with_grads(brute_composite, inputs, W, H, bg, og)
+    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og, tile_size=tile_size)
+    want, g_want = run_with_grads(brute_composite, inputs, W, H, bg, og, tile_size=tile_size)
     assert_parity(got, want, g_got, g_want)
 
 
-def test_elongated_and_degenerate_conics_are_not_culled_wrongly():
+@pytest.mark.parametrize("tile_size", [16, 64])
+def test_elongated_and_degenerate_conics_are_not_culled_wrongly(tile_size):
     W, H = 64, 48
     inputs = screen_gaussians(150, W, H, size=(1.0, 20.0), max_ratio=60.0)
     conics = inputs[1]
     conics[:10, 1] = 2 * torch.sqrt(conics[:10, 0] * conics[:10, 2])  # not positive definite
     conics[10:20, 0] = -conics[10:20, 0]
     bg, og = torch.rand(3), out_grads(W, H)
-    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og)
-    want, g_want = run_with_grads(brute_composite, inputs, W, H, bg, og)
+    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og, tile_size=tile_size)
+    want, g_want = run_with_grads(brute_composite, inputs, W, H, bg, og, tile_size=tile_size)
     assert_parity(got, want, g_got, g_want)
 
 
@@ -175,20 +177,21 @@ def test_huge_and_tiny_gaussians():
     inputs[5][:20] = 1000  # covers every tile
     inputs[3][:20] *= 0.3  # translucent so the tiny ones show through
     bg, og = torch.rand(3), out_grads(W, H)
-    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og)
-    want, g_want = run_with_grads(composite_torch, inputs, W, H, bg, og)
+    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og, tile_size=16)
+    want, g_want = run_with_grads(composite_torch, inputs, W, H, bg, og, tile_size=16)
     assert_parity(got, want, g_got, g_want)
     assert (got[1] > 0).all()
 
 
-def test_saturated_pixels_terminate_early():
+@pytest.mark.parametrize("tile_size", [16, 64])
+def test_saturated_pixels_terminate_early(tile_size):
     W, H = 48, 40
     inputs = screen_gaussians(300, W, H, size=(6.0, 14.0))
     inputs[3] = 0.9 + 0.1 * torch.rand(300)  # some hit the 0.99 clamp
     inputs[5][:] = 40
     bg, og = torch.rand(3), out_grads(W, H)
-    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og)
-    want, g_want = run_with_grads(brute_composite, inputs, W, H, bg, og)
+    got, g_got = run_with_grads(composite_cpu, inputs, W, H, bg, og, tile_size=tile_size)
+    want, g_want = run_with_grads(brute_composite, inputs, W, H, bg, og, tile_size=tile_size)
     assert_parity(got, want, g_got, g_want)
     assert (got[1] > 1 - 1e-3).float().mean() > 0.9
     assert float((1 - got[1]).min()) >= 1e-4 - 1e-7  # the stopping Gaussian is not composited
