@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from splat.render.native import CPU_TILE
 from splat.render.project import project_gaussians
 from splat.render.render import gaussian_colors, render
 from splat.types import Gaussians
@@ -272,7 +273,7 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  "
           f"matmul {machine_gflops():.0f} GFLOP/s/thread")  # fmt: skip
-    print("# each backend at its default tile size: cpu 64 px (splat.render.render.CPU_TILE), torch 16 px")
+    print(f"# each backend at its default tile size: cpu {CPU_TILE} px, torch 16 px")
     cols = "".join(f"{c:>10}" for c in ("comp fwd", "comp f+b", "rend fwd", "rend f+b"))
     header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {cols}"
     print(header + "   (ms, median)")

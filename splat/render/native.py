@@ -34,6 +34,7 @@ CFLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fno-math-er
 if os.environ.get("SPLAT_KERNEL_CPU_CLOCK") == "1":  # profiling: stage timers read process CPU time
     CFLAGS.append("-DSPLAT_CPU_CLOCK")
 LDFLAGS = ["-fopenmp"]
+CPU_TILE = 64  # composite_cpu's default tile edge: fastest at every size measured (docs/PERF.md, session 6)
 
 # Seconds spent in each stage of the latest call (forward: prep, sort, fill, composite; backward:
 # backward, reduce), for scripts/bench_raster.py.
@@ -227,7 +228,7 @@ def composite_cpu(
     width: int,
     height: int,
     background: Tensor,
-    tile_size: int = 64,
+    tile_size: int = CPU_TILE,
     num_threads: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Alpha-composite screen-space Gaussians with the native kernel (docs/RASTER_CONTRACT.md).
@@ -235,7 +236,7 @@ def composite_cpu(
     Args:
         means2d (N,2), conics (N,3), colors (N,3), opacities (N,), depths (N,): float tensors on CPU
             (computed in float32); radii (N,) int, 0 = culled; background (3,).
-        tile_size: tile edge in pixels (1..64; 64 is fastest, see render.CPU_TILE). num_threads: default
+        tile_size: tile edge in pixels (1..64; default CPU_TILE). num_threads: default
             torch.get_num_threads().
 
     Returns:

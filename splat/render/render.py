@@ -21,7 +21,6 @@ from splat.render.sh import SH_C0, eval_sh
 from splat.types import Cameras, Gaussians
 
 BACKENDS = ("auto", "torch", "cpu", "cuda")
-CPU_TILE = 64  # the native kernel's default tile: fastest at every size measured (docs/PERF.md, session 6)
 
 
 @dataclass(frozen=True)
@@ -233,9 +232,9 @@ def render(
     means2d, conics, colors, opacities, depths, radii = project(
         gaussians, w2c, K, width, height, degree, settings
     )
-    tile = settings.tile_size or (CPU_TILE if chosen == "cpu" else 16)
+    tile = {} if settings.tile_size is None else {"tile_size": settings.tile_size}  # else the backend's own
     image, alpha, depth = composite(
-        means2d, conics, colors, opacities, depths, radii, width, height, bg, tile_size=tile
+        means2d, conics, colors, opacities, depths, radii, width, height, bg, **tile
     )
     if means2d.requires_grad:
         means2d.retain_grad()
@@ -259,10 +258,11 @@ def _render_cuda(
         colors, sh_arg = torch.cat([g.sh_dc[:, None], g.sh_rest[:, : (degree + 1) ** 2 - 1]], 1), degree
     else:
         colors, sh_arg = gaussian_colors(g, w2c, degree, clamp=False), None
+    tile = {} if s.tile_size is None else {"tile_size": s.tile_size}
     image, alpha, depth, radii, means2d = render_gsplat(
         g.means, g.log_scales, g.quats, g.opacities, colors, K, w2c, width, height,
         sh_degree=sh_arg, background=bg, near=s.near, far=s.far, eps2d=s.eps2d,
-        antialias=s.antialias, tile_size=s.tile_size or 16,
+        antialias=s.antialias, **tile,
     )  # fmt: skip
     if means2d.requires_grad:
         means2d.retain_grad()
