@@ -2,7 +2,7 @@
 
     python scripts/bench_raster.py [--backends torch,cpu,cuda] [--sizes 10000,100000,500000]
         [--res 256x192,512x384,1024x768] [--scenes realistic,random] [--reps 5]
-        [--skip-torch-above 2e10] [--threads N] [--quick]
+        [--skip-torch-above 2e10] [--threads N] [--cpu-tile 64] [--quick]
 
 For every scene, size and resolution it prints the median time (ms, after a warm-up) of the
 compositing alone (forward, forward+backward) and of the full render (projection + SH +
@@ -27,13 +27,14 @@ import os
 import statistics
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from splat.render.native import CPU_TILE
 from splat.render.project import project_gaussians
-from splat.render.render import gaussian_colors, render
+from splat.render.render import RenderSettings, gaussian_colors, render
 from splat.types import Gaussians
 
 SIZE = 0.7  # Gaussian size relative to sqrt(surface area / N)
@@ -123,19 +124,19 @@ def median_ms(fn, warmup: int, reps: int, budget_s: float) -> float:
     return statistics.median(times)
 
 
-def composite_fn(backend: str):
+def composite_fn(backend: str, cpu_tile: int = CPU_TILE):
     if backend == "torch":
         from splat.render.composite_torch import composite_torch
 
         return composite_torch
     from splat.render.native import composite_cpu
 
-    return composite_cpu
+    return partial(composite_cpu, tile_size=cpu_tile)
 
 
 def bench_composite(backend: str, inputs: list, W: int, H: int, args) -> tuple[float, float]:
     """(forward ms, forward+backward ms) of the compositing step alone."""
-    fn = composite_fn(backend)
+    fn = composite_fn(backend, args.cpu_tile)
     bg = torch.rand(3)
     grads = [torch.rand(H, W, 3), torch.rand(H, W), torch.rand(H, W) * 0.1]
 
@@ -157,16 +158,17 @@ def bench_render(backend: str, g: Gaussians, W: int, H: int, args) -> tuple[floa
     device = "cuda" if backend == "cuda" else "cpu"
     g = g.to(device)
     K, w2c = (x.to(device) for x in camera(W, H))
+    settings = RenderSettings(tile_size=args.cpu_tile if backend == "cpu" else None)
 
     def fwd():
         with torch.no_grad():
-            render(g, (K, w2c, W, H), backend=backend)
+            render(g, (K, w2c, W, H), backend=backend, settings=settings)
         if device == "cuda":
             torch.cuda.synchronize()
 
     def fwd_bwd():
         leaves = g.map(lambda t: t.detach().requires_grad_())
-        out = render(leaves, (K, w2c, W, H), backend=backend)
+        out = render(leaves, (K, w2c, W, H), backend=backend, settings=settings)
         (out.image.sum() + out.depth.mean()).backward()
         if device == "cuda":
             torch.cuda.synchronize()
@@ -189,7 +191,7 @@ def machine_gflops() -> float:
     return 2 * 512**3 / best / 1e9
 
 
-def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[str, float]:
+def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int, tile: int) -> dict[str, float]:
     """Median ms per stage of the cpu path (native projection+SH forward and backward, then the
     compositing kernel's own wall-clock timers), and the minimum process CPU time of the compositing
     kernel's forward and backward on one thread ("cpu1 fwd", "cpu1 bwd": robust to other processes
@@ -209,7 +211,7 @@ def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[s
         torch.autograd.backward(outs[:5], out_grads)
         rows.setdefault("proj bwd", []).append(time.perf_counter() - t1)
         leaves = [x.detach().requires_grad_() for x in inputs[:5]]
-        outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3))
+        outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3), tile_size=tile)
         torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
         for k, v in LAST_PROFILE.items():
             rows.setdefault(k, []).append(v)
@@ -218,7 +220,7 @@ def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int) -> dict[s
     for _ in range(reps + 2):
         leaves = [x.detach().requires_grad_() for x in inputs[:5]]
         t0 = time.process_time()
-        outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3), num_threads=1)
+        outs = composite_cpu(*leaves, inputs[5], W, H, torch.zeros(3), tile_size=tile, num_threads=1)
         t1 = time.process_time()
         torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
         fwd.append(t1 - t0)
@@ -253,6 +255,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--skip-torch-above", type=float, default=2e10, help="skip torch when N*W*H exceeds this")
     ap.add_argument("--no-render", action="store_true", help="time the compositing only")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--cpu-tile", type=int, default=CPU_TILE, help="cpu backend tile edge (default: its own)")
     ap.add_argument("--quick", action="store_true", help="only 100k Gaussians at 512x384")
     args = ap.parse_args()
     if args.quick:
@@ -273,7 +276,7 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  "
           f"matmul {machine_gflops():.0f} GFLOP/s/thread")  # fmt: skip
-    print(f"# each backend at its default tile size: cpu {CPU_TILE} px, torch 16 px")
+    print(f"# tiles: cpu {args.cpu_tile} px, torch 16 px")
     cols = "".join(f"{c:>10}" for c in ("comp fwd", "comp f+b", "rend fwd", "rend f+b"))
     header = f"{'scene':<10}{'N':>8} {'res':>9} {'backend':>7} {cols}"
     print(header + "   (ms, median)")
@@ -299,7 +302,7 @@ def main() -> None:
                         (label, n, W, H, [t / c for t, c in zip(results["torch"], results["cpu"])])
                     )
                 if "cpu" in backends:
-                    profiles.append((label, n, W, H, cpu_profile(g, inputs, W, H, 3)))
+                    profiles.append((label, n, W, H, cpu_profile(g, inputs, W, H, 3, args.cpu_tile)))
     if speedups:
         print("\ncpu speed-up over torch (same run):")
         for kind, n, W, H, s in speedups:
