@@ -147,9 +147,9 @@ def test_every_pixel_written():
     for _ in range(3):  # leave NaN garbage in freed memory the outputs may reuse
         del_me = torch.full((H * W * 8,), float("nan"))
         del del_me
-        image, alpha, depth = composite_cpu(*inputs, W, H, bg)
+        image, alpha, depth = composite_cpu(*inputs, W, H, bg, tile_size=16)
         assert torch.isfinite(image).all() and torch.isfinite(alpha).all() and torch.isfinite(depth).all()
-    want = composite_torch(*inputs, W, H, bg)
+    want = composite_torch(*inputs, W, H, bg, tile_size=16)
     assert_parity((image, alpha, depth), want)
     empty = alpha == 0
     assert empty.sum() > W * H // 4
@@ -203,8 +203,8 @@ def test_non_finite_means_are_not_drawn():
     inputs[0][:5] = float("nan")
     inputs[0][5:8, 0] = float("inf")
     bg = torch.rand(3)
-    got = composite_cpu(*inputs, W, H, bg)
-    want = composite_torch(*inputs, W, H, bg)
+    got = composite_cpu(*inputs, W, H, bg, tile_size=16)
+    want = composite_torch(*inputs, W, H, bg, tile_size=16)
     assert_parity(got, want)
 
 
@@ -234,9 +234,10 @@ def test_float64_inputs_give_float64_grads():
 
 
 def test_render_cpu_matches_torch_backend():
-    from splat.render.render import render
+    from splat.render.render import RenderSettings, render
     from splat.types import Gaussians
 
+    same_tiles = RenderSettings(tile_size=16)  # the backends' own defaults differ (cpu 64, torch 16)
     N, W, H = 300, 64, 48
     means = torch.randn(N, 3) * 0.6
     means[:, 2] = means[:, 2].abs() + 3.0
@@ -257,7 +258,7 @@ def test_render_cpu_matches_torch_backend():
     for backend in ("cpu", "torch"):
         leaves = g.map(lambda t: t.detach().clone().requires_grad_())
         pose = w2c.clone().requires_grad_()
-        out = render(leaves, (K, pose, W, H), background=bg, backend=backend)
+        out = render(leaves, (K, pose, W, H), background=bg, backend=backend, settings=same_tiles)
         ((out.image * og).sum() + out.depth.mean()).backward()
         grads = {k: t.grad for k, t in leaves.tensors().items()} | {"w2c": pose.grad}
         results.append((out.image.detach(), grads))
