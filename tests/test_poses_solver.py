@@ -24,7 +24,8 @@ def garden():
 def test_six_views_focal_and_ate(garden):
     train, _ = tnt_split(len(garden.images), 6)  # about 36 degrees apart along a 180 degree orbit
     images = [garden.images.images[k] for k in train]
-    res = solve_sparse_views(images, None, SparseViewConfig(feature="sift"), log=lambda *a, **k: None)
+    cfg = SparseViewConfig(feature="sift", learned="off")  # the classical path; tests/test_match_learned.py
+    res = solve_sparse_views(images, None, cfg, log=lambda *a, **k: None)
     gt = garden.cameras[list(train)]
     assert res.registered.all()
     assert abs(res.focal / float(gt.K[0, 0, 0]) - 1) < 0.03

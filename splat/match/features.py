@@ -27,6 +27,10 @@ class Features:
     def __len__(self) -> int:
         return len(self.keypoints)
 
+    @property
+    def width_height(self) -> tuple[int, int]:
+        return self.width, self.height
+
 
 @dataclass
 class PairMatches:
@@ -89,10 +93,16 @@ def detect_features(
     xy = np.array([kps[k].pt for k in order], np.float64)
     desc = desc[order].astype(np.float32)
     desc = np.sqrt(desc / np.maximum(desc.sum(1, keepdims=True), 1e-12))  # RootSIFT: unit L2 norm
+    return Features(xy + 0.5, desc, sample_colors(image, xy + 0.5), W, H)
+
+
+def sample_colors(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(N,3) float32 [0,1] colours of an (H,W,3) or (H,W) image at (N,2) COLMAP pixel positions (nearest pixel)."""
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, -1)
     rgb = rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 1.0)
-    px = np.clip(np.round(xy).astype(int), 0, [W - 1, H - 1])
-    return Features(xy + 0.5, desc, rgb[px[:, 1], px[:, 0], :3].astype(np.float32), W, H)
+    H, W = rgb.shape[:2]
+    px = np.clip(np.floor(xy).astype(int), 0, [W - 1, H - 1])
+    return rgb[px[:, 1], px[:, 0], :3].astype(np.float32)
 
 
 def match_descriptors(
