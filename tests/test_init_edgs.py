@@ -90,7 +90,9 @@ def test_gaussians_lie_on_the_surface_once():
     assert g.means[:, 2].abs().max() < 0.05 and g.means[conf >= 0.5, 2].abs().max() < 1e-3
     # four views of one plane: the overlap is kept once, so far fewer than 4 views' worth of samples
     assert report["duplicates"] > 0.4 * report["candidates"]
-    assert len(g) < 1.5 * (H // 2) * (W // 2)
+    # one view's worth is 768 samples; the arc adds plane the first view misses and the 10 % outliers add
+    # stray points: 1083-1159 over 40 random runs (the old bound of 1.5 views' worth failed 1 run in 15)
+    assert len(g) < 2.0 * (H // 2) * (W // 2)
     # scale covers the sampling cell at ~3 units distance
     cell = cfg.pointmap.stride * 3.0 / F
     assert cell * 0.3 < float(g.scales.median()) < cell * 1.5
