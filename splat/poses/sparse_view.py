@@ -100,6 +100,14 @@ class _Problem:
     loose: dict[tuple[int, int], np.ndarray]  # looser ratio-test matches for guided re-verification
     sizes: list[tuple[int, int]]
     learned_matches: int = 0  # DISK + LightGlue matches among the tentative ones (0: not used)
+    classic_keypoints: list[int] | None = None  # per view: keypoints before the appended DISK ones
+
+    def classic(self, pair: tuple[int, int]) -> np.ndarray:
+        """(M,) bool: which tentative matches of `pair` come from the classical (ASIFT/SIFT) features."""
+        m = self.tentative[pair]
+        if self.classic_keypoints is None:
+            return np.ones(len(m), bool)
+        return m[:, 0] < self.classic_keypoints[pair[0]]
 
 
 def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple[_Problem, dict]:
@@ -127,14 +135,15 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
             tentative[e] = idx[ratio < cfg.ratio]
     times["matching"] = time.perf_counter() - t0
     log(f"features: {[len(f) for f in feats]} keypoints; {len(pairs)} pairs matched")
-    added = 0
+    added, n_classic = 0, None
     if _use_learned(cfg, V):
+        n_classic = [len(f) for f in feats]
         t0 = time.perf_counter()
         feats, added = add_learned_matches(images, feats, pairs, tentative, loose, cfg.learned_keypoints)
         times["learned_matching"] = time.perf_counter() - t0
         log(f"DISK + LightGlue: {added} matches added on {len(pairs)} pairs")
     sizes = [(im.shape[1], im.shape[0]) for im in images]
-    return _Problem(feats, tentative, loose, sizes, added), times
+    return _Problem(feats, tentative, loose, sizes, added, n_classic), times
 
 
 def _use_learned(cfg: SparseViewConfig, V: int) -> bool:
@@ -238,7 +247,15 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
         )
         return solve_poses(prob, K, hyps, cfg, views=[int(views[k]) for k in comp], log=log)
     R_sub, picked = select_hypotheses(Vs, rel)
-    weak = _unconfirmed_views(Vs, picked, rel, cfg.single_edge_inliers)
+    # learned matches sharpen the poses of views the classical matches connect, but never connect a view
+    # themselves: LightGlue pairs a noise image or an unrelated scene with 40-70 matches, and an essential
+    # matrix fitted to them keeps ~50 inliers (tests/test_poses_errors.py)
+    support = {
+        (remap[i], remap[j]): [int((h.inliers & prob.classic((i, j))).sum()) for h in hs]
+        for (i, j), hs in sub.items()
+        if hs
+    }
+    weak = _unconfirmed_views(Vs, picked, support, cfg.single_edge_inliers)
     if weak:  # a view held by one modest edge only may be a chance match: leave it unregistered
         log(f"views {[int(views[k]) for k in weak]} are supported by a single weak two-view match only")
         keep = [int(views[k]) for k in range(Vs) if k not in weak]
@@ -363,15 +380,22 @@ def _track_quality(tracks, K, w2c, X, reg, thresh):
     return ok & ~bad & (n >= 2)
 
 
-def _unconfirmed_views(V: int, picked: dict, rel: dict, single_edge_inliers: int) -> list[int]:
+def _unconfirmed_views(
+    V: int, picked: dict, support: dict, single_edge_inliers: int, min_edge_inliers: int = 8
+) -> list[int]:
     """Views with no agreeing edge, or whose only agreeing edge has fewer than `single_edge_inliers`
     inliers. An edge of a spanning tree always agrees with the rotations chained along it, so a
-    view with one agreeing edge is confirmed by nothing but that edge's own support."""
+    view with one agreeing edge is confirmed by nothing but that edge's own support.
+
+    support: (a,b) -> inliers of each hypothesis counted over the classical matches only; an edge with
+    fewer than `min_edge_inliers` of them confirms nothing (classical hypotheses always have more)."""
     n_edges, best = np.zeros(V, int), np.zeros(V)
     for (a, b), k in picked.items():
+        if support[(a, b)][k] < min_edge_inliers:
+            continue
         for v in (a, b):
             n_edges[v] += 1
-            best[v] = max(best[v], rel[(a, b)][k][1])
+            best[v] = max(best[v], support[(a, b)][k])
     if V == 2 and n_edges.min() >= 1:
         return []  # two views: one edge is all there can be
     return [v for v in range(V) if n_edges[v] == 0 or (n_edges[v] == 1 and best[v] < single_edge_inliers)]
