@@ -247,15 +247,15 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
         )
         return solve_poses(prob, K, hyps, cfg, views=[int(views[k]) for k in comp], log=log)
     R_sub, picked = select_hypotheses(Vs, rel)
-    # learned matches sharpen the poses of views the classical matches connect, but never connect a view
-    # themselves: LightGlue pairs a noise image or an unrelated scene with 40-70 matches, and an essential
-    # matrix fitted to them keeps ~50 inliers (tests/test_poses_errors.py)
+    # an edge confirms a view only with >= 12 inliers among its classical matches: LightGlue pairs a noise
+    # image or an unrelated scene with 40-70 matches, and an essential matrix fitted to them keeps ~50
+    # inliers, 1 of them classical (tests/test_poses_errors.py); real edges keep 30+ classical inliers
     support = {
         (remap[i], remap[j]): [int((h.inliers & prob.classic((i, j))).sum()) for h in hs]
         for (i, j), hs in sub.items()
         if hs
     }
-    weak = _unconfirmed_views(Vs, picked, support, cfg.single_edge_inliers)
+    weak = _unconfirmed_views(Vs, picked, rel, cfg.single_edge_inliers, support)
     if weak:  # a view held by one modest edge only may be a chance match: leave it unregistered
         log(f"views {[int(views[k]) for k in weak]} are supported by a single weak two-view match only")
         keep = [int(views[k]) for k in range(Vs) if k not in weak]
@@ -381,21 +381,26 @@ def _track_quality(tracks, K, w2c, X, reg, thresh):
 
 
 def _unconfirmed_views(
-    V: int, picked: dict, support: dict, single_edge_inliers: int, min_edge_inliers: int = 8
+    V: int,
+    picked: dict,
+    rel: dict,
+    single_edge_inliers: int,
+    classic: dict | None = None,
+    min_classic: int = 12,
 ) -> list[int]:
     """Views with no agreeing edge, or whose only agreeing edge has fewer than `single_edge_inliers`
     inliers. An edge of a spanning tree always agrees with the rotations chained along it, so a
     view with one agreeing edge is confirmed by nothing but that edge's own support.
 
-    support: (a,b) -> inliers of each hypothesis counted over the classical matches only; an edge with
-    fewer than `min_edge_inliers` of them confirms nothing (classical hypotheses always have more)."""
+    classic: (a,b) -> inliers of each hypothesis among the classical matches only; an edge with fewer
+    than `min_classic` of them (the fewest a classical hypothesis has) confirms nothing."""
     n_edges, best = np.zeros(V, int), np.zeros(V)
     for (a, b), k in picked.items():
-        if support[(a, b)][k] < min_edge_inliers:
+        if classic is not None and classic[(a, b)][k] < min_classic:
             continue
         for v in (a, b):
             n_edges[v] += 1
-            best[v] = max(best[v], support[(a, b)][k])
+            best[v] = max(best[v], rel[(a, b)][k][1])
     if V == 2 and n_edges.min() >= 1:
         return []  # two views: one edge is all there can be
     return [v for v in range(V) if n_edges[v] == 0 or (n_edges[v] == 1 and best[v] < single_edge_inliers)]
