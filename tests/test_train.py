@@ -1,6 +1,7 @@
 """The training loop on tiny synthetic scenes: it learns, it stops cleanly, it resumes exactly."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,6 +111,38 @@ def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
     torch.testing.assert_close(resumed.gaussians.means, full.gaussians.means)
     torch.testing.assert_close(resumed.cameras.w2c, full.cameras.w2c)
     assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    """`kill` (SIGTERM, how schedulers stop jobs) during training: the trainer stops at a step boundary,
+    saves its checkpoint and raises KeyboardInterrupt; without the handler the process dies unsaved."""
+    import subprocess
+    import sys
+
+    seed = int(torch.randint(1 << 30, ()))
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_train import scene, config
+from splat.train import train
+init, cams, images = scene(n=60, seed={seed})
+cfg = config(steps=30, checkpoint_every=100)
+def stop(report):
+    if report.step == 7:
+        os.kill(os.getpid(), signal.SIGTERM)
+try:
+    train(init, cams, images, cfg, callbacks=[stop], checkpoint_dir={str(tmp_path)!r}, progress=False)
+except KeyboardInterrupt:
+    sys.exit(42)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 42, proc.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 7
+    init, cams, images = scene(n=60)
+    resumed = train(
+        init, cams, images, config(steps=30), checkpoint_dir=tmp_path, resume=True, progress=False
+    )
+    assert resumed.steps == 30
 
 
 def test_config_rejects_unknown_choices():

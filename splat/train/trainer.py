@@ -444,22 +444,28 @@ class _NonFinite(Exception):
 
 
 class _InterruptGuard:
-    """Ctrl-C during a parameter update is held back until the update is complete, so the state
-    a KeyboardInterrupt checkpoint saves is always the state after a whole number of steps."""
+    """Ctrl-C (SIGINT) and SIGTERM (`kill`, a scheduler stopping the job) during a parameter update are
+    held back until the update is complete, then raise KeyboardInterrupt, so the checkpoint saved on the way
+    out is always the state after a whole number of steps. Handlers are only taken over from their
+    defaults (Python's Ctrl-C handler; SIG_DFL for SIGTERM, which would kill the process unsaved, or with a
+    stack dump when pycolmap's glog handler sits beneath it)."""
 
     def __init__(self) -> None:
         self.busy = self.pending = False
-        self._old = None
+        self._old: dict = {}
 
     def __enter__(self) -> _InterruptGuard:
         if threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                self._old = signal.signal(signal.SIGINT, self._handler)
+            defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+            for sig, default in defaults.items():
+                if signal.getsignal(sig) is default:
+                    self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
     def _handler(self, signum, frame) -> None:
         if self.busy:
