@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -63,9 +65,15 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         detached = lambda params: params_to_gaussians({k: v.detach() for k, v in params.items()})  # noqa: E731
         return [lambda r: view.on_step(r.step, detached(r.params), r.loss, r.psnr)]
 
-    metrics = fit(
-        args.images, out, cfg, resume=args.resume, on_train_start=start_live_view if args.view else None
-    )
+    try:
+        metrics = fit(
+            args.images, out, cfg, resume=args.resume, on_train_start=start_live_view if args.view else None
+        )
+    except KeyboardInterrupt:
+        print(
+            f"splat: stopped; finished stages and the last checkpoint are in {out}/: add --resume to continue"
+        )
+        raise
     t = metrics["seconds"]
     print(
         f"done in {metrics['seconds_total']:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in t.items())}); "
@@ -244,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `kill` (SIGTERM, how schedulers stop jobs) stops a command the way Ctrl-C does: training saves its
+    # checkpoint at a step boundary, and no native library's crash handler dumps a stack trace
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         args.func(args)
     except SplatError as exc:

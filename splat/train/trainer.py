@@ -447,8 +447,8 @@ class _InterruptGuard:
     """Ctrl-C (SIGINT) and SIGTERM (`kill`, a scheduler stopping the job) during a parameter update are
     held back until the update is complete, then raise KeyboardInterrupt, so the checkpoint saved on the way
     out is always the state after a whole number of steps. Handlers are only taken over from their
-    defaults (Python's Ctrl-C handler; SIG_DFL for SIGTERM, which would kill the process unsaved, or with a
-    stack dump when pycolmap's glog handler sits beneath it)."""
+    defaults (Python's Ctrl-C handler; for SIGTERM SIG_DFL, which would kill the process unsaved, or with a
+    stack dump when pycolmap's glog handler sits beneath it, or the Ctrl-C handler the CLI gives it)."""
 
     def __init__(self) -> None:
         self.busy = self.pending = False
@@ -456,9 +456,12 @@ class _InterruptGuard:
 
     def __enter__(self) -> _InterruptGuard:
         if threading.current_thread() is threading.main_thread():
-            defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+            defaults = {
+                signal.SIGINT: (signal.default_int_handler,),
+                signal.SIGTERM: (signal.SIG_DFL, signal.default_int_handler),
+            }
             for sig, default in defaults.items():
-                if signal.getsignal(sig) is default:
+                if signal.getsignal(sig) in default:
                     self._old[sig] = signal.signal(sig, self._handler)
         return self
 
