@@ -138,7 +138,9 @@ def stage_poses(
     show = sys.stderr.isatty() if progress is None else progress
     result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal, progress=show)
     write_model(run / "poses", result.cameras, result.points, result.colors)
-    _write_json(run / "poses" / "poses.json", {"method": result.method, "reason": result.reason})
+    info = {"method": result.method, "reason": result.reason, "seconds": result.timings}
+    info["learned_matches"] = result.diagnostics.get("learned_matches", 0)  # DISK + LightGlue, 4-8 views
+    _write_json(run / "poses" / "poses.json", info)
     return result.cameras
 
 
