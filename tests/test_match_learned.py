@@ -109,3 +109,14 @@ def test_six_demo_views_are_solved_with_learned_matches():
     assert abs(res.focal / float(gt.K[0, 0, 0]) - 1) < 0.03
     centres = -np.einsum("vji,vj->vi", res.w2c[:, :3, :3], res.w2c[:, :3, 3])
     assert ate(torch.from_numpy(centres), gt.centers)["rel"] < 0.03
+
+
+def test_large_images_are_detected_downscaled_and_mapped_back():
+    """A 2x nearest-upscaled image with max_side at the original size: DISK sees exactly the original
+    (area downscaling undoes the upscaling), and the keypoints come back at twice the coordinates."""
+    image = _image()
+    big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    xy, d = learned.disk_features(image, 1024, max_side=max(image.shape[:2]))
+    xy2, d2 = learned.disk_features(big, 1024, max_side=max(image.shape[:2]))
+    np.testing.assert_allclose(xy2, 2 * xy)
+    np.testing.assert_allclose(d2, d, atol=1e-6)

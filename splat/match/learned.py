@@ -16,6 +16,7 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -67,16 +68,27 @@ def models():
     return disk.eval(), glue.eval()
 
 
-def disk_features(image: np.ndarray, max_keypoints: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def disk_features(
+    image: np.ndarray, max_keypoints: int = 4096, max_side: int = 640
+) -> tuple[np.ndarray, np.ndarray]:
     """DISK keypoints (N,2) float64 COLMAP pixels and unit descriptors (N,128) float32 of an (H,W,3) image
-    (float in [0,1] or uint8), strongest first."""
+    (float in [0,1] or uint8), strongest first.
+
+    DISK runs on the image downscaled so its longer side is at most `max_side` (its network needs ~0.5 GB at
+    512x384 and grows with the pixel count); keypoints are scaled back to the given image.
+    """
     disk, _ = models()
     im = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
+    H, W = im.shape[:2]
+    scale = min(1.0, max_side / max(H, W))
+    if scale < 1.0:
+        im = cv2.resize(im, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA)
+    sx, sy = W / im.shape[1], H / im.shape[0]
     x = torch.from_numpy(np.ascontiguousarray(im[..., :3])).permute(2, 0, 1)[None]
     with torch.inference_mode():
         f = disk(x, n=max_keypoints, window_size=5, score_threshold=0.0, pad_if_not_divisible=True)[0]
     order = torch.argsort(f.detection_scores, descending=True, stable=True)
-    xy = f.keypoints[order].double().numpy() + 0.5
+    xy = (f.keypoints[order].double().numpy() + 0.5) * np.array([sx, sy])
     desc = torch.nn.functional.normalize(f.descriptors[order].float(), dim=1).numpy()
     return xy, desc
 

@@ -165,10 +165,10 @@ def add_learned_matches(
     loose matches (in place for the dicts). Descriptors become [ASIFT, 0] / [0, DISK] blocks, so
     descriptor matching (guided re-verification) never pairs one kind with the other.
     Returns (new features, number of matches added)."""
-    learned.models()  # load once, before the threads share them
-    # one torch thread per job, two jobs at once: 12 % faster than one job on two threads, same matches
+    # DISK one image at a time (its network needs ~0.5 GB per 512x384 image); LightGlue pairs in two
+    # single-thread workers, 12 % faster than one job on two threads, same matches
+    disk = [learned.disk_features(im, max_keypoints) for im in images]
     with torch_threads(1), ThreadPoolExecutor(2) as pool:
-        disk = list(pool.map(lambda im: learned.disk_features(im, max_keypoints), images))
 
         def glue(e):
             (i, j) = e
