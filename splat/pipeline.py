@@ -136,7 +136,13 @@ def stage_poses(
     from splat.poses import estimate_poses
 
     show = sys.stderr.isatty() if progress is None else progress
-    result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal, progress=show)
+    log = run_logger(run, "poses", echo=show)
+    try:
+        result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal, log=log)
+    except InputError as e:
+        log(f"error: {e}")
+        raise
+    log(f"{result.method} ({result.reason}); {result.diagnostics.get('learned_matches', 0)} learned matches")
     write_model(run / "poses", result.cameras, result.points, result.colors)
     info = {"method": result.method, "reason": result.reason, "seconds": result.timings}
     info["learned_matches"] = result.diagnostics.get("learned_matches", 0)  # DISK + LightGlue, 4-8 views
@@ -167,6 +173,22 @@ def _sparse_points(run: Path, images, cameras: Cameras, cfg: FitConfig) -> tuple
         return triangulate_known_poses(tmp, cameras)
 
 
+def run_logger(run: Path, stage: str, echo: bool = False):
+    """A log function for one stage: appends timestamped lines to RUN/fit.log (kept across resumes, so
+    batch runs, whose output nobody watches, can be diagnosed) and prints them too when `echo`."""
+    path = run / "fit.log"
+
+    def log(*parts, **_):
+        msg = " ".join(str(p) for p in parts)
+        with open(path, "a") as f:
+            for line in msg.splitlines() or [""]:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {stage}: {line}\n")
+        if echo:
+            print(msg, flush=True)
+
+    return log
+
+
 def stage_init(
     run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitConfig, resume: bool
 ) -> Gaussians:
@@ -194,6 +216,15 @@ def stage_init(
     if cfg.budget and len(gaussians) > cfg.budget:
         gaussians = prune_to_budget(gaussians, cfg.budget, cfg.budget_rule, conf, cfg.seed)
     report["after_budget"] = len(gaussians)
+    run_logger(run, "init")(
+        f"{cfg.init}: {report.get('gaussians')} Gaussians"
+        + (
+            f", {report['confident_fraction']:.1%} of pixels confident"
+            if "confident_fraction" in report
+            else ""
+        )
+        + f", {len(gaussians)} after the budget"
+    )
     write_ply(run / "init.ply", gaussians)
     _write_json(run / "init_report.json", report)
     return gaussians
@@ -224,6 +255,7 @@ def fit(
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     _write_json(run / "config.json", {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve())})
+    run_logger(run, "fit")(f"{'resume' if resume else 'start'}: {images_dir} -> {run}")
     clock = Stopwatch()
     with clock("load"):
         imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
@@ -260,6 +292,11 @@ def fit(
         "train": result.summary(),
     }
     _write_json(run / "metrics.json", metrics)
+    run_logger(run, "fit")(
+        f"done: {len(result.gaussians)} Gaussians, final train PSNR {result.final_psnr:.2f} dB, "
+        + "stage seconds "
+        + ", ".join(f"{k} {v:.1f}" for k, v in clock.times.items())
+    )
     return metrics
 
 

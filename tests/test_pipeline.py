@@ -113,3 +113,30 @@ def test_sigterm_during_fit_keeps_a_resumable_run(tmp_path):
     assert "Aborted" not in stderr and "stack trace" not in stderr
     ckpts = list(out.rglob("checkpoint.pt"))
     assert len(ckpts) == 1 and load_checkpoint(ckpts[0])["step"] > 0
+
+
+def test_fit_log_records_the_stages(finished_run):
+    out, metrics, _ = finished_run
+    lines = (out / "fit.log").read_text().splitlines()
+    stages = [line.split()[2] for line in lines]
+    assert stages[0] == "fit:" and "init:" in stages and stages[-1] == "fit:"
+    assert any(f"{metrics['gaussians_init']} after the budget" in line for line in lines)
+    assert "done:" in lines[-1] and f"{metrics['gaussians_final']} Gaussians" in lines[-1]
+
+
+def test_a_failed_pose_stage_leaves_its_reason_in_the_log(tmp_path):
+    """Batch runs print nothing: the log must say why the poses failed."""
+    import cv2
+    import numpy as np
+
+    from splat.errors import InputError
+
+    rng = np.random.default_rng()
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(folder / f"n{k}.png"), (rng.random((96, 128, 3)) * 255).astype(np.uint8))
+    with pytest.raises(InputError, match="could not connect"):
+        fit(folder, tmp_path / "run", FitConfig(max_side=128, poses="sparse"), progress=False)
+    log = (tmp_path / "run" / "fit.log").read_text()
+    assert "poses: error: could not connect" in log and "n0.png" in log

@@ -73,6 +73,7 @@ def estimate_poses(
     method: str = "auto",
     focal: float | None = None,
     progress: bool = True,
+    log=None,
 ) -> PoseResult:
     """Estimate intrinsics and world-to-camera poses for every image.
 
@@ -82,6 +83,7 @@ def estimate_poses(
         method: 'auto' | 'sparse' | 'colmap'.
         focal: shared focal length in pixels at the given image size, if known (EXIF).
         progress: print what each stage does.
+        log: a callable taking the messages instead (overrides `progress`).
     Raises:
         InputError: fewer than 2 images, or views that cannot be connected to the others.
     """
@@ -89,7 +91,8 @@ def estimate_poses(
     names = list(names) if names else [f"view_{k:04d}" for k in range(V)]
     if V < 2:
         raise InputError(f"need at least 2 images to estimate cameras, got {V}; add more photos of the scene")
-    log = print if progress else (lambda *a, **k: None)
+    if log is None:
+        log = print if progress else (lambda *a, **k: None)
     if method == "auto":
         first = "sparse" if V < SPARSE_MAX_VIEWS else "colmap"
         why = f"{V} views {'<' if first == 'sparse' else '>='} {SPARSE_MAX_VIEWS}"
