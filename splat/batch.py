@@ -192,6 +192,13 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
     record["seconds"] = round(time.perf_counter() - t0, 3)
     out.mkdir(parents=True, exist_ok=True)
+    if (
+        record["status"] != "ok"
+    ):  # the run's log ends with why, traceback included, next to the stage messages
+        from splat.pipeline import run_logger
+
+        run_logger(out, "batch")(f"failed: {record['error']}\n{record.get('traceback', '')}".rstrip())
+        record["log"] = str(out / "fit.log")
     atomic_write_text(out / "job.json", json.dumps(record, indent=2) + "\n")
     return record
 
@@ -340,7 +347,7 @@ class _BatchProgress:
 def _record_line(r: dict) -> str:
     head = f"{r['scene']} {r['n_views']} views:"
     if r["status"] != "ok":
-        return f"{head} {r['status']}: {r.get('error', '')}"
+        return f"{head} {r['status']}: {r.get('error', '')}" + (f" (log: {r['log']})" if r.get("log") else "")
     if r.get("psnr") is None:
         return f"{head} fitted in {r['seconds']:.0f} s (no ground truth, not scored)"
     scores = f"PSNR {r['psnr']:.2f} SSIM {r['ssim']:.3f} ATE {100 * r['ate_rel']:.2f}%"

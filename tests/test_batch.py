@@ -100,6 +100,8 @@ def test_broken_scenes_are_reported_and_the_batch_goes_on(tmp_path):
     assert records[("garden", 3)]["status"] == "ok" and records[("garden", 6)]["status"] == "ok"
     assert records[("no_model", 3)]["status"] == "failed"
     assert "sparse/0" in records[("no_model", 3)]["error"]
+    log = Path(records[("no_model", 3)]["log"]).read_text()  # the failure is in the job's fit.log too
+    assert "batch: failed:" in log and "sparse/0" in log
     # 10 images: 5 test views, a pool of 5, so 3 views run (scaled split) and 6 are skipped
     assert records[("short", 3)]["protocol"] == "scaled" and records[("short", 3)]["status"] == "ok"
     assert records[("short", 6)]["status"] == "skipped" and "10 images" in records[("short", 6)]["error"]
