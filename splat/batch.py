@@ -192,9 +192,8 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
     record["seconds"] = round(time.perf_counter() - t0, 3)
     out.mkdir(parents=True, exist_ok=True)
-    if (
-        record["status"] != "ok"
-    ):  # the run's log ends with why, traceback included, next to the stage messages
+    if record["status"] != "ok":
+        # the run's log ends with why, traceback included, next to the stage messages
         from splat.pipeline import run_logger
 
         run_logger(out, "batch")(f"failed: {record['error']}\n{record.get('traceback', '')}".rstrip())

@@ -142,7 +142,7 @@ def stage_poses(
     except InputError as e:
         log(f"error: {e}")
         raise
-    log(f"{result.method} ({result.reason}); {result.diagnostics.get('learned_matches', 0)} learned matches")
+    log(f"{result.reason}; {result.diagnostics.get('learned_matches', 0)} learned matches")
     write_model(run / "poses", result.cameras, result.points, result.colors)
     info = {"method": result.method, "reason": result.reason, "seconds": result.timings}
     info["learned_matches"] = result.diagnostics.get("learned_matches", 0)  # DISK + LightGlue, 4-8 views

@@ -69,7 +69,9 @@ def test_merged_features_keep_descriptor_kinds_apart():
     n0, n1 = len(feats[0]), len(feats[1])
     tentative = {(0, 1): np.zeros((0, 2), np.int64)}
     loose = {(0, 1): np.zeros((0, 2), np.int64)}
-    merged, added = add_learned_matches(images, feats, [(0, 1)], tentative, loose, 1024)
+    merged, added = add_learned_matches(
+        images, [(im.shape[1], im.shape[0]) for im in images], feats, [(0, 1)], tentative, loose, 1024
+    )
     assert added == len(tentative[(0, 1)]) == len(loose[(0, 1)]) > 50
     m = tentative[(0, 1)]
     # learned matches index the appended DISK keypoints

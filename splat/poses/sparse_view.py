@@ -1,9 +1,10 @@
 """Sparse-view pose solver: the whole view set at once, for 2 to a few dozen photos.
 
-Flow: ASIFT features (+ DISK/LightGlue matches for 4-8 views) -> tentative matches on the pairs of the view graph -> shared focal (EXIF or
-search) -> several relative-pose hypotheses per pair -> hypothesis selection + robust rotation
-averaging -> camera centres by known-rotation PnP over feature tracks -> bundle adjustment
-(poses, points, shared focal; Huber) -> guided re-verification of all matches -> final BA.
+Flow: ASIFT features (+ DISK/LightGlue matches for 4-8 views) -> tentative matches on the pairs of
+the view graph -> shared focal (EXIF or search) -> several relative-pose hypotheses per pair ->
+hypothesis selection + robust rotation averaging -> camera centres by known-rotation PnP over feature
+tracks -> bundle adjustment (poses, points, shared focal; Huber) -> guided re-verification of all
+matches -> final BA.
 
 Gauge of the result: view 0 at the origin with identity rotation (if it is registered, else the
 first registered view), and the mean distance of the camera centres from their centroid is 1.
@@ -135,14 +136,16 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
             tentative[e] = idx[ratio < cfg.ratio]
     times["matching"] = time.perf_counter() - t0
     log(f"features: {[len(f) for f in feats]} keypoints; {len(pairs)} pairs matched")
+    sizes = [(im.shape[1], im.shape[0]) for im in images]
     added, n_classic = 0, None
     if _use_learned(cfg, V):
         n_classic = [len(f) for f in feats]
         t0 = time.perf_counter()
-        feats, added = add_learned_matches(images, feats, pairs, tentative, loose, cfg.learned_keypoints)
+        feats, added = add_learned_matches(
+            images, sizes, feats, pairs, tentative, loose, cfg.learned_keypoints
+        )
         times["learned_matching"] = time.perf_counter() - t0
         log(f"DISK + LightGlue: {added} matches added on {len(pairs)} pairs")
-    sizes = [(im.shape[1], im.shape[0]) for im in images]
     return _Problem(feats, tentative, loose, sizes, added, n_classic), times
 
 
@@ -159,12 +162,18 @@ def _use_learned(cfg: SparseViewConfig, V: int) -> bool:
 
 
 def add_learned_matches(
-    images, feats: list[Features], pairs, tentative: dict, loose: dict, max_keypoints: int
+    images,
+    sizes: list[tuple[int, int]],
+    feats: list[Features],
+    pairs,
+    tentative: dict,
+    loose: dict,
+    max_keypoints: int,
 ):
     """Append DISK keypoints to each view's features and LightGlue matches to every pair's tentative and
-    loose matches (in place for the dicts). Descriptors become [ASIFT, 0] / [0, DISK] blocks, so
-    descriptor matching (guided re-verification) never pairs one kind with the other.
-    Returns (new features, number of matches added)."""
+    loose matches (in place for the dicts); sizes: (width, height) per image. Descriptors become
+    [ASIFT, 0] / [0, DISK] blocks, so descriptor matching (guided re-verification) never pairs one kind
+    with the other. Returns (new features, number of matches added)."""
     # DISK one image at a time (its network needs ~0.5 GB per 512x384 image); LightGlue pairs in two
     # single-thread workers, 12 % faster than one job on two threads, same matches
     disk = [learned.disk_features(im, max_keypoints) for im in images]
@@ -172,9 +181,7 @@ def add_learned_matches(
 
         def glue(e):
             (i, j) = e
-            return learned.lightglue_matches(
-                *disk[i], feats[i].width_height, *disk[j], feats[j].width_height
-            )[0]
+            return learned.lightglue_matches(*disk[i], sizes[i], *disk[j], sizes[j])[0]
 
         pair_matches = list(pool.map(glue, pairs))
     out = []
@@ -250,11 +257,11 @@ def solve_poses(prob: _Problem, K: np.ndarray, hyps: dict, cfg: SparseViewConfig
     # an edge confirms a view only with >= 12 inliers among its classical matches: LightGlue pairs a noise
     # image or an unrelated scene with 40-70 matches, and an essential matrix fitted to them keeps ~50
     # inliers, 1 of them classical (tests/test_poses_errors.py); real edges keep 30+ classical inliers
-    support = {
-        (remap[i], remap[j]): [int((h.inliers & prob.classic((i, j))).sum()) for h in hs]
-        for (i, j), hs in sub.items()
-        if hs
-    }
+    support = {}
+    for (i, j), hs in sub.items():
+        if hs:
+            classic = prob.classic((i, j))
+            support[(remap[i], remap[j])] = [int((h.inliers & classic).sum()) for h in hs]
     weak = _unconfirmed_views(Vs, picked, rel, cfg.single_edge_inliers, support)
     if weak:  # a view held by one modest edge only may be a chance match: leave it unregistered
         log(f"views {[int(views[k]) for k in weak]} are supported by a single weak two-view match only")
@@ -385,7 +392,7 @@ def _unconfirmed_views(
     picked: dict,
     rel: dict,
     single_edge_inliers: int,
-    classic: dict | None = None,
+    classic: dict,
     min_classic: int = 12,
 ) -> list[int]:
     """Views with no agreeing edge, or whose only agreeing edge has fewer than `single_edge_inliers`
@@ -396,7 +403,7 @@ def _unconfirmed_views(
     than `min_classic` of them (the fewest a classical hypothesis has) confirms nothing."""
     n_edges, best = np.zeros(V, int), np.zeros(V)
     for (a, b), k in picked.items():
-        if classic is not None and classic[(a, b)][k] < min_classic:
+        if classic[(a, b)][k] < min_classic:
             continue
         for v in (a, b):
             n_edges[v] += 1
