@@ -39,7 +39,9 @@ def test_tracks_and_triangulation_recover_points():
     first = np.searchsorted(tracks.track, np.arange(tracks.num_tracks))
     truth = X[perm[tracks.view[first], tracks.kp[first]]]
     err = np.linalg.norm(X_est - truth, axis=1)
-    assert np.median(err) < 0.02 and np.isfinite(X_est).all()
+    # 0.2 px noise over random baselines: median 0.008, 99th percentile 0.021, max 0.029 over 300 random
+    # runs (the old bound of 0.02 failed 1.3 % of them); a track joined to the wrong point errs by ~1
+    assert np.median(err) < 0.05 and np.isfinite(X_est).all()
     e, z = reprojection(K, w2c, X_est[tracks.track], tracks.view, tracks.uv)
     assert np.median(e) < 0.5 and (z > 0).all()
     # views that are not registered do not count
