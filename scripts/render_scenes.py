@@ -85,6 +85,7 @@ SCENES = {
         Scene("garden", Orbit((0.0, 0.6, 0.3), 6.0, 2.0, 0.35, -90.0, 180.0, radius_swing=0.3)),
         Scene("still_life", Orbit((0.0, 1.05, 0.0), 3.3, 1.0, 0.2, -60.0, 120.0, radius_swing=0.15)),
         Scene("statues", Orbit((0.0, 0.9, 0.2), 6.2, 1.7, 0.45, -80.0, 160.0, radius_swing=0.35)),
+        Scene("tablecloth", Orbit((0.0, 0.95, 0.0), 2.8, 1.0, 0.2, -80.0, 160.0, radius_swing=0.15)),
         Scene(
             "demo",
             Orbit((0.0, 0.35, 0.0), 2.6, 1.1, 0.2, -75.0, 150.0, views=12, width=640, height=480),
