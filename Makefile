@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # CPU torch: this machine's local wheel. A machine that already has torch (e.g. a GPU box) keeps it.
 TORCH_SPEC ?= torch==2.13.0
-APT_PACKAGES ?= povray chromium libusb-1.0-0 libgomp1 nodejs
+APT_PACKAGES ?= povray povray-includes chromium libusb-1.0-0 libgomp1 nodejs
 STAMP := $(VENV)/.installed
 
 .PHONY: setup test demo bench lint clean-cache

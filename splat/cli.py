@@ -47,6 +47,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         max_side=args.max_side,
         poses=args.poses,
         focal=args.focal,
+        accept_unverified=args.accept_unverified,
         init=args.init,
         budget=args.budget,
         budget_rule=args.budget_rule,
@@ -174,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--poses", default="auto", help="auto | sparse | colmap | given:DIR (COLMAP model)")
     p.add_argument("--focal", type=float, help="focal length in pixels at the loaded size, if known")
+    p.add_argument(
+        "--accept-unverified",
+        action="store_true",
+        help="keep a camera solution that fails its verification (marked in poses.json and metrics.json)",
+    )
     p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
     p.add_argument(
         "--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET}; 0: no limit)"

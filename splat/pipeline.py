@@ -37,6 +37,7 @@ class FitConfig:
     max_side: int | None = 512  # images are downscaled so the longer side is at most this
     poses: str = "auto"  # auto | sparse | colmap | given:DIR (a COLMAP model)
     focal: float | None = None  # focal in pixels at the loaded size, if known
+    accept_unverified: bool = False  # keep a camera solution that fails its verification (marked so)
     init: str = "edgs"  # edgs | sparse | given:PLY
     budget: int | None = 80_000  # garden 12 views: 80k beat 130k in held-out PSNR (docs/PERF.md)
     budget_rule: str = "random"
@@ -138,16 +139,45 @@ def stage_poses(
     show = sys.stderr.isatty() if progress is None else progress
     log = run_logger(run, "poses", echo=show)
     try:
-        result = estimate_poses(images, names, method=cfg.poses, focal=cfg.focal, log=log)
+        result = estimate_poses(
+            images,
+            names,
+            method=cfg.poses,
+            focal=cfg.focal,
+            log=log,
+            accept_unverified=cfg.accept_unverified,
+        )
     except InputError as e:
         log(f"error: {e}")
         raise
     log(f"{result.reason}; {result.diagnostics.get('learned_matches', 0)} learned matches")
-    write_model(run / "poses", result.cameras, result.points, result.colors)
+    check = result.verification
+    if check.verdict != "verified":
+        kept = "kept on request (--accept-unverified)" if check.verdict == "failed" else "kept"
+        warn(f"cameras {check.verdict.replace('_', ' ')} ({kept}): {check.reason}", log)
     info = {"method": result.method, "reason": result.reason, "seconds": result.timings}
     info["learned_matches"] = result.diagnostics.get("learned_matches", 0)  # DISK + LightGlue, 4-8 views
+    info["verification"] = check.to_json()
+    # poses.json first: a resumed run finds images.txt only once its verdict is on disk
+    (run / "poses").mkdir(parents=True, exist_ok=True)
     _write_json(run / "poses" / "poses.json", info)
+    write_model(run / "poses", result.cameras, result.points, result.colors)
     return result.cameras
+
+
+def warn(message: str, log=None) -> None:
+    """One warning line on stderr (`splat: warning: ...`), and into the stage log when given."""
+    print(f"splat: warning: {message}", file=sys.stderr, flush=True)
+    if log is not None:
+        log(f"warning: {message}")
+
+
+def pose_verdict(run: Path) -> str | None:
+    """The verification verdict recorded in RUN/poses/poses.json (None: given poses or an older run)."""
+    path = run / "poses" / "poses.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("verification", {}).get("verdict")
 
 
 def _sparse_points(run: Path, images, cameras: Cameras, cfg: FitConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -290,6 +320,8 @@ def fit(
         "seconds": clock.times,
         "seconds_total": round(sum(clock.times.values()), 3),
         "train": result.summary(),
+        # 'verified' | 'low_confidence' | 'failed' (kept with --accept-unverified) | 'given' (--poses given:)
+        "cameras_verdict": "given" if cfg.poses.startswith("given:") else pose_verdict(run),
     }
     _write_json(run / "metrics.json", metrics)
     run_logger(run, "fit")(

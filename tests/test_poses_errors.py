@@ -85,6 +85,7 @@ def test_auto_never_returns_a_partial_result(monkeypatch):
             np.zeros((0, 3)),
             np.zeros((0, 3), np.float32),
             {},
+            None,
         )
         return out, 0.0
 

@@ -10,6 +10,11 @@
 
 Failure is explicit: if some views cannot be connected to the rest, InputError names them. A
 partial reconstruction is never returned as if it were complete.
+
+Every complete solution is verified before it is accepted (splat.poses.verify: each view re-posed from
+the points of the others). A failed one is repaired by the other method when `auto`, else refused with
+an InputError naming the views, unless `accept_unverified`; `PoseResult.verification` holds the verdict
+and its evidence ('verified', 'low_confidence': kept with a warning, 'failed': kept on request only).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 
 from splat.errors import InputError
+from splat.poses.verify import Verification, verify_solution
 from splat.types import Cameras
 
 SPARSE_MAX_VIEWS = 40
@@ -37,6 +43,7 @@ class PoseResult:
     reason: str
     timings: dict[str, float] = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
+    verification: Verification | None = None
 
 
 def _cameras(K: np.ndarray, w2c: np.ndarray, images: list[np.ndarray], names: list[str]) -> Cameras:
@@ -56,15 +63,24 @@ def _run(method: str, images, names, focal, log):
         from splat.poses.sparse_view import solve_sparse_views
 
         r = solve_sparse_views(images, focal, log=log)
-        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics)
+        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
     elif method == "colmap":
         from splat.poses.colmap_sfm import colmap_poses
 
         r = colmap_poses(images, names, focal)
-        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics)
+        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, getattr(r, "tracks", None))
     else:
         raise ValueError(f"unknown pose method {method!r}: use auto, sparse or colmap")
     return out, time.perf_counter() - t0
+
+
+def _verify(out, names, log) -> Verification:
+    K, w2c, reg, *_, tracks = out
+    if tracks is None:
+        return Verification("failed", "this method returned no feature tracks to verify its cameras with")
+    v = verify_solution(tracks, K, w2c, reg, names)
+    log(f"verification: {v.verdict}: {v.reason}")
+    return v
 
 
 def estimate_poses(
@@ -74,8 +90,9 @@ def estimate_poses(
     focal: float | None = None,
     progress: bool = True,
     log=None,
+    accept_unverified: bool = False,
 ) -> PoseResult:
-    """Estimate intrinsics and world-to-camera poses for every image.
+    """Estimate intrinsics and world-to-camera poses for every image, and verify them.
 
     Args:
         images: V arrays (H,W,3), float in [0,1] or uint8.
@@ -84,8 +101,10 @@ def estimate_poses(
         focal: shared focal length in pixels at the given image size, if known (EXIF).
         progress: print what each stage does.
         log: a callable taking the messages instead (overrides `progress`).
+        accept_unverified: keep a solution whose verification failed (marked so) instead of refusing it.
     Raises:
-        InputError: fewer than 2 images, or views that cannot be connected to the others.
+        InputError: fewer than 2 images, views that cannot be connected to the others, or a solution that
+            fails its verification (unless `accept_unverified`).
     """
     V = len(images)
     names = list(names) if names else [f"view_{k:04d}" for k in range(V)]
@@ -98,7 +117,8 @@ def estimate_poses(
         why = f"{V} views {'<' if first == 'sparse' else '>='} {SPARSE_MAX_VIEWS}"
     else:
         first, why = method, "requested"
-    tried = {}
+    tried: dict = {}
+    checks: dict[str, Verification] = {}
     log(f"poses: {first} ({why})")
     try:
         tried[first] = _run(first, images, names, focal, log)
@@ -109,26 +129,42 @@ def estimate_poses(
         tried[first] = None
     reason = f"{first}: {why}"
     best = first
-    if method == "auto" and (tried[first] is None or not tried[first][0][2].all()):
+    complete = tried[first] is not None and tried[first][0][2].all()
+    if complete:
+        checks[first] = _verify(tried[first][0], names, log)
+    if method == "auto" and (not complete or checks[first].verdict == "failed"):
         other = "colmap" if first == "sparse" else "sparse"
         n_first = 0 if tried[first] is None else int(tried[first][0][2].sum())
-        log(f"poses: {first} registered {n_first}/{V} views; trying {other}")
+        if complete:
+            log(f"poses: the {first} solution failed its verification; trying {other}")
+        else:
+            log(f"poses: {first} registered {n_first}/{V} views; trying {other}")
         try:
             tried[other] = _run(other, images, names, focal, log)
-            if int(tried[other][0][2].sum()) > n_first:
-                best = other
-                reason = f"{other}: {first} registered only {n_first}/{V} views"
+            n_other = int(tried[other][0][2].sum())
+            if n_other == V:
+                checks[other] = _verify(tried[other][0], names, log)
+            if complete and checks.get(other) and checks[other].verdict != "failed":
+                best, reason = other, f"{other}: the {first} solution failed its verification"
+            elif not complete and n_other > n_first:
+                best, reason = other, f"{other}: {first} registered only {n_first}/{V} views"
         except Exception as e:  # noqa: BLE001
             log(f"poses: {other} failed ({e})")
     if tried.get(best) is None:
         raise InputError(f"camera estimation failed on all {V} images; check that the photos overlap")
-    (K, w2c, reg, pts, cols, diag), seconds = tried[best]
+    (K, w2c, reg, pts, cols, diag, _), seconds = tried[best]
     if not reg.all():
         missing = [names[k] for k in np.flatnonzero(~reg)]
         raise InputError(
             f"could not connect {len(missing)} of {V} images to the others: {', '.join(missing[:10])}"
             f"{' ...' if len(missing) > 10 else ''}; remove them or add photos that overlap with them"
         )
+    check = checks[best]
+    if check.verdict == "failed" and not accept_unverified:
+        raise InputError(
+            f"the cameras could not be verified: {check.reason}; add photos that overlap with these views "
+            "(or remove them), or pass --accept-unverified to keep this solution anyway"
+        )
     timings = {f"{best}_total": seconds, **diag.get("times", {})}
     cams = _cameras(K, w2c, images, names)
-    return PoseResult(cams, pts, cols, best, reason, timings, diag)
+    return PoseResult(cams, pts, cols, best, reason, timings, diag, check)

@@ -81,6 +81,7 @@ class SparseViewResult:
     colors: np.ndarray  # (P,3) float32 in [0,1]
     focal: float
     diagnostics: dict = field(default_factory=dict)
+    tracks: Tracks | None = None  # inlier observations of the points (for the verification)
 
 
 def intrinsics(focal: float, sizes: list[tuple[int, int]]) -> np.ndarray:
@@ -560,4 +561,6 @@ def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
         w2c_t, pts_t = normalize_scale(torch.from_numpy(w2c[reg]), torch.from_numpy(points), ref=0)
         w2c[reg] = w2c_t.numpy()
         points = pts_t.numpy()
-    return SparseViewResult(K, w2c, reg, points, colors, float(K[0, 0, 0]), diag)
+    keep = reg[tr.view] & good[tr.track]
+    inliers = Tracks(tr.track[keep], tr.view[keep], tr.kp[keep], tr.uv[keep], tr.num_tracks)
+    return SparseViewResult(K, w2c, reg, points, colors, float(K[0, 0, 0]), diag, inliers)

@@ -1,0 +1,229 @@
+"""Is a camera solution right? Evidence that a wrong solution cannot fake easily.
+
+Leave-one-out re-registration: for every registered view v, the feature tracks are triangulated from the
+*other* views only, and v is re-posed from those points by full 6-DoF PnP (RANSAC, then Levenberg-Marquardt)
+with its own intrinsics. A right solution puts v where the others see it. A wrong one does not, or cannot
+say: a view whose only link to the rest is one two-view relation (no track reaches a third view) cannot be
+re-posed at all, and nothing confirms its pose: any essential matrix fitted to its matches "fits", wrong
+ones included (repeated texture, mirror-like views half an orbit apart, an unrelated photo).
+
+Verdicts (`Verification.verdict`):
+- 'verified': every view re-posed from the others within `pass_rotation_deg` and `pass_centre` (fraction of
+  the camera spread), from at least `min_points` PnP inliers.
+- 'low_confidence': no view contradicts the solution, but some view is confirmed only weakly (re-posed from
+  few points, or between the pass and fail bounds). Kept, with a warning.
+- 'failed': some view cannot be re-posed from the others, or lands beyond `fail_rotation_deg` /
+  `fail_centre` from its solved pose. Refused unless the user accepts unverified cameras.
+
+Two views have no third to check them: such a solution is 'low_confidence' at best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from splat.poses.tracks import Tracks, reprojection, triangulate_tracks
+
+
+@dataclass
+class VerifyConfig:
+    reproj_px: float = 3.0  # a point counts for a view when it reprojects within this in the other views
+    min_points: int = 12  # fewest PnP inliers to re-pose a view
+    strong_points: int = 30  # fewer inliers than this confirm a view only weakly
+    pass_rotation_deg: float = 2.0
+    pass_centre: float = 0.03  # of the camera spread (RMS distance of the centres from their mean)
+    fail_rotation_deg: float = 5.0
+    fail_centre: float = 0.10
+    ransac_iters: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class ViewCheck:
+    """Leave-one-out result of one view."""
+
+    view: int
+    name: str
+    points: int  # 3D points triangulated from the other views that this view observes
+    explained: int  # of them, reprojecting within reproj_px under the solved pose
+    inliers: int  # PnP inliers among them (0: not re-posed)
+    rotation_deg: float | None  # re-posed vs solved rotation
+    centre: float | None  # re-posed vs solved centre distance, in camera spreads
+    status: str  # pass | weak | fail
+
+
+@dataclass
+class Verification:
+    verdict: str  # verified | low_confidence | failed | unchecked
+    reason: str
+    views: list[ViewCheck] = field(default_factory=list)
+
+    def failing(self, status: str = "fail") -> list[str]:
+        return [v.name for v in self.views if v.status == status]
+
+    def to_json(self) -> dict:
+        return {"verdict": self.verdict, "reason": self.reason, "views": [asdict(v) for v in self.views]}
+
+
+def camera_spread(w2c: np.ndarray) -> float:
+    """RMS distance of the camera centres of (V,4,4) world-to-camera poses from their mean."""
+    c = -np.einsum("vji,vj->vi", w2c[:, :3, :3], w2c[:, :3, 3])
+    return float(np.sqrt(((c - c.mean(0)) ** 2).sum(1).mean()))
+
+
+def repose_view(
+    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, v: int, cfg: VerifyConfig
+) -> tuple[int, int, int, np.ndarray | None]:
+    """Re-pose view v from points triangulated without it.
+
+    Returns (points seen, of them within cfg.reproj_px under the solved pose, PnP inliers, PnP w2c (4,4)
+    or None when the points are too few)."""
+    others = reg.copy()
+    others[v] = False
+    in_v = tracks.view == v
+    ids = np.unique(tracks.track[in_v])
+    if len(ids) == 0 or others.sum() < 2:
+        return 0, 0, 0, None
+    X, count = triangulate_tracks(tracks, K, w2c, others, ids)
+    # keep points that reproject in every other view that sees them, in front of those cameras
+    m = others[tracks.view] & np.isin(tracks.track, ids) & np.isfinite(X[tracks.track]).all(1)
+    err, z = reprojection(K, w2c, X[tracks.track[m]], tracks.view[m], tracks.uv[m])
+    bad = np.zeros(tracks.num_tracks, bool)
+    np.logical_or.at(bad, tracks.track[m], (err > cfg.reproj_px) | (z <= 0))
+    ok = np.isfinite(X).all(1) & ~bad & (count >= 2)
+    sel = in_v & ok[tracks.track]
+    n = int(sel.sum())
+    obj = X[tracks.track[sel]].astype(np.float64)
+    img = tracks.uv[sel].astype(np.float64)
+    err, z = reprojection(K, w2c, obj, np.full(n, v), img)
+    explained = int(((err <= cfg.reproj_px) & (z > 0)).sum())
+    if n < max(cfg.min_points, 6):
+        return n, explained, 0, None
+    cv2.setRNGSeed(cfg.seed)
+    found, rvec, tvec, inl = cv2.solvePnPRansac(
+        obj,
+        img,
+        K[v],
+        None,
+        iterationsCount=cfg.ransac_iters,
+        reprojectionError=cfg.reproj_px,
+        confidence=0.999,
+        flags=cv2.SOLVEPNP_SQPNP,
+    )
+    if not found or inl is None or len(inl) < cfg.min_points:
+        return n, explained, 0 if inl is None else len(inl), None
+    inl = inl[:, 0]
+    rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K[v], None, rvec, tvec)
+    out = np.eye(4)
+    out[:3, :3] = cv2.Rodrigues(rvec)[0]
+    out[:3, 3] = tvec[:, 0]
+    return n, explained, len(inl), out
+
+
+def _rotation_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
+    c = (np.trace(Ra @ Rb.T) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def _status(n, explained, inliers, rot, cen, cfg: VerifyConfig) -> str:
+    """pass | weak | fail for one view (see the module docstring)."""
+    if n < cfg.min_points or explained < cfg.min_points:
+        return "fail"  # nothing (or too little) ties the view to two others
+    if explained < 0.5 * n:
+        return "fail"  # the other views' points do not land where this view sees them
+    far = rot is not None and (rot > cfg.fail_rotation_deg or cen > cfg.fail_centre)
+    if far and inliers > 1.25 * explained:
+        return "fail"  # another pose explains the other views' points clearly better
+    close = rot is not None and rot <= cfg.pass_rotation_deg and cen <= cfg.pass_centre
+    # far but no better: PnP is ambiguous on these points (e.g. a flat ground), which says nothing against
+    if explained >= cfg.strong_points and (close or far):
+        return "pass"
+    return "weak"
+
+
+def _why(c: ViewCheck, cfg: VerifyConfig) -> str:
+    if c.points < cfg.min_points or c.explained < cfg.min_points:
+        return f"{c.name} (shares {c.explained} points with two other views; it needs {cfg.min_points})"
+    if c.explained < 0.5 * c.points:
+        return f"{c.name} (only {c.explained} of the {c.points} points the others see reproject onto it)"
+    return (
+        f"{c.name} (re-posed from the others {c.rotation_deg:.1f} deg / {100 * c.centre:.0f} % of the "
+        "camera spread away)"
+    )
+
+
+def verify_solution(
+    tracks: Tracks,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    reg: np.ndarray,
+    names: list[str] | None = None,
+    cfg: VerifyConfig | None = None,
+) -> Verification:
+    """Leave-one-out check of every registered view (see the module docstring).
+
+    Args:
+        tracks: the solution's inlier feature tracks (observations in pixels, COLMAP convention).
+        K: (V,3,3) intrinsics; w2c: (V,4,4) world-to-camera; reg: (V,) registered views.
+    """
+    cfg = cfg or VerifyConfig()
+    V = len(reg)
+    names = names or [f"view {k}" for k in range(V)]
+    views = np.flatnonzero(reg)
+    if len(views) < 3:
+        return Verification(
+            "low_confidence", f"{len(views)} views: no third view can confirm a two-view relative pose"
+        )
+    spread = camera_spread(w2c[views])
+    checks = []
+    for v in views.tolist():
+        n, explained, inliers, pose = repose_view(tracks, K, w2c, reg, v, cfg)
+        rot = cen = None
+        if pose is not None:
+            rot = _rotation_deg(pose[:3, :3], w2c[v, :3, :3])
+            c_new = -pose[:3, :3].T @ pose[:3, 3]
+            c_old = -w2c[v, :3, :3].T @ w2c[v, :3, 3]
+            cen = float(np.linalg.norm(c_new - c_old) / max(spread, 1e-12))
+        checks.append(
+            ViewCheck(
+                v, names[v], n, explained, inliers, rot, cen, _status(n, explained, inliers, rot, cen, cfg)
+            )
+        )
+    failed = [c for c in checks if c.status == "fail"]
+    weak = [c for c in checks if c.status == "weak"]
+    if failed:
+        parts = [_why(c, cfg) for c in failed[:6]]
+        reason = "leave-one-out re-registration fails for " + ", ".join(parts)
+        return Verification("failed", reason, checks)
+    if weak:
+        names_weak = ", ".join(c.name for c in weak[:6])
+        return Verification(
+            "low_confidence", f"only weakly confirmed by the other views: {names_weak}", checks
+        )
+    return Verification("verified", f"every view re-posed from the others ({len(checks)} views)", checks)
+
+
+def tracks_from_reconstruction(rec, view_of_image: dict[str, int]) -> Tracks:
+    """The observations of a pycolmap Reconstruction's 3D points as Tracks (views indexed by image name)."""
+    track, view, kp, uv = [], [], [], []
+    images = {image_id: image for image_id, image in rec.images.items() if image.has_pose}
+    for t, point in enumerate(rec.points3D.values()):
+        for el in point.track.elements:
+            image = images.get(el.image_id)
+            if image is None:
+                continue
+            track.append(t)
+            view.append(view_of_image[image.name])
+            kp.append(el.point2D_idx)
+            uv.append(image.points2D[el.point2D_idx].xy)
+    uv_arr = np.asarray(uv, np.float64).reshape(-1, 2)
+    return Tracks(
+        np.asarray(track, np.int64),
+        np.asarray(view, np.int64),
+        np.asarray(kp, np.int64),
+        uv_arr,
+        len(rec.points3D),
+    )
