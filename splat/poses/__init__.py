@@ -68,7 +68,7 @@ def _run(method: str, images, names, focal, log):
         from splat.poses.colmap_sfm import colmap_poses
 
         r = colmap_poses(images, names, focal)
-        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, getattr(r, "tracks", None))
+        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
     else:
         raise ValueError(f"unknown pose method {method!r}: use auto, sparse or colmap")
     return out, time.perf_counter() - t0

@@ -16,6 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from splat.poses.tracks import Tracks
+from splat.poses.verify import tracks_from_reconstruction
+
 
 @dataclass
 class ColmapResult:
@@ -25,6 +28,7 @@ class ColmapResult:
     points: np.ndarray  # (P,3)
     colors: np.ndarray  # (P,3) float32 in [0,1]
     diagnostics: dict = field(default_factory=dict)
+    tracks: Tracks | None = None  # observations of the points (for the verification)
 
 
 def _write_images(images: list[np.ndarray], names: list[str], folder: Path) -> list[str]:
@@ -114,4 +118,5 @@ def _convert(models, files: list[str], V: int) -> ColmapResult:
         "model_sizes": sorted((r.num_reg_images() for r in models.values()), reverse=True),
         "mean_reprojection_error": float(rec.compute_mean_reprojection_error()),
     }
-    return ColmapResult(K, w2c, reg, xyz, rgb, diag)
+    tracks = tracks_from_reconstruction(rec, index)
+    return ColmapResult(K, w2c, reg, xyz, rgb, diag, tracks)
