@@ -9,7 +9,6 @@ from splat.errors import InputError
 from splat.io.images import (
     UnreadableImageWarning,
     _orient,
-    intrinsics_from_exif,
     list_images,
     load_image_folder,
     read_image,
@@ -169,13 +168,3 @@ def test_single_image_loads_but_require_views_refuses(tmp_path):
     with pytest.raises(InputError) as e:
         require_views(s)
     assert_one_line(e, f"need at least 2 images, found 1 in {tmp_path}")
-
-
-def test_intrinsics_from_exif(tmp_path):
-    img = Image.fromarray(rand_u8(30, 40, 3))
-    exif = img.getexif()
-    exif.get_ifd(0x8769)[0xA405] = 28  # FocalLengthIn35mmFilm
-    img.save(tmp_path / "f.jpg", exif=exif)
-    assert intrinsics_from_exif(tmp_path / "f.jpg") == pytest.approx(28 / 36 * 40)
-    img.save(tmp_path / "plain.jpg")
-    assert intrinsics_from_exif(tmp_path / "plain.jpg") is None

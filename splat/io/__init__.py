@@ -3,10 +3,10 @@
 from splat.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from splat.io.colmap import ColmapModel, check_names, read_model, write_model
 from splat.io.datasets import Scene, detect_layout, load_scene, tnt_split
+from splat.io.exif import CameraExif, FocalPrior, focal_prior, intrinsics_groups, read_camera_exif
 from splat.io.images import (
     ImageSet,
     UnreadableImageWarning,
-    intrinsics_from_exif,
     list_images,
     load_image_folder,
     read_image,
@@ -16,7 +16,9 @@ from splat.io.nerfstudio import read_transforms, write_transforms
 from splat.io.ply import read_ply, read_points_ply, write_ply, write_points_ply
 
 __all__ = [
+    "CameraExif",
     "ColmapModel",
+    "FocalPrior",
     "ImageSet",
     "Scene",
     "UnreadableImageWarning",
@@ -25,10 +27,12 @@ __all__ = [
     "atomic_write_text",
     "check_names",
     "detect_layout",
-    "intrinsics_from_exif",
+    "focal_prior",
+    "intrinsics_groups",
     "list_images",
     "load_image_folder",
     "load_scene",
+    "read_camera_exif",
     "read_image",
     "read_model",
     "read_ply",

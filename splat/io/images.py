@@ -5,6 +5,7 @@
 - Alpha (RGBA, LA, transparent palettes) is dropped, not composited: the colour under a
   transparent pixel is used as is. Cut-out objects on transparent backgrounds are not handled.
 - EXIF orientation is applied, so portrait phone photos load upright.
+- Each image's EXIF focal prior (splat.io.exif) is read with it, in pixels of the loaded image.
 - Unreadable files among good ones are skipped with an `UnreadableImageWarning` (warnings.warn)
   naming the file; a folder with no readable image raises InputError.
 """
@@ -21,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from splat.errors import InputError
+from splat.io.exif import ORIENTATION, FocalPrior, focal_prior_or_reason
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-EXIF_IFD, ORIENTATION, FOCAL_35MM = 0x8769, 0x0112, 0xA405
 
 
 class UnreadableImageWarning(UserWarning):
@@ -40,6 +41,10 @@ class ImageSet:
         scales: V downscale factors (loaded width / original width; 1.0 when not downscaled).
         original_sizes: V (width, height) of the upright images before downscaling.
         root: the folder read.
+        skipped: names of unreadable files that were skipped.
+        focal_priors: V EXIF focal priors at the loaded size, None where EXIF gives none
+            (empty when the set was not read by load_image_folder).
+        focal_notes: V lines for logs: the prior's source, or why there is none.
     """
 
     images: list[np.ndarray]
@@ -47,7 +52,9 @@ class ImageSet:
     scales: list[float]
     original_sizes: list[tuple[int, int]]
     root: Path
-    skipped: list[str] = field(default_factory=list)  # names of unreadable files that were skipped
+    skipped: list[str] = field(default_factory=list)
+    focal_priors: list[FocalPrior | None] = field(default_factory=list)
+    focal_notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -179,6 +186,12 @@ def load_image_folder(folder: str | os.PathLike, max_side: int | None = None) ->
         out.names.append(path.name)
         out.scales.append(image.shape[1] / full.shape[1])
         out.original_sizes.append((full.shape[1], full.shape[0]))
+        try:
+            prior = focal_prior_or_reason(path, (image.shape[1], image.shape[0]))
+        except ValueError as e:  # EXIF that disagrees with the decoded pixels: no prior, not a failed load
+            prior = str(e)
+        out.focal_priors.append(prior if isinstance(prior, FocalPrior) else None)
+        out.focal_notes.append(prior.source if isinstance(prior, FocalPrior) else prior)
     if not out.images:
         raise InputError(f"none of the {len(errors)} images in {folder} could be read (first: {errors[0]})")
     return out
@@ -191,22 +204,3 @@ def require_views(images: ImageSet, n: int = 2) -> ImageSet:
             f"need at least {n} images, found {len(images)} in {images.root}; add more photos of the scene"
         )
     return images
-
-
-def intrinsics_from_exif(path: str | os.PathLike) -> float | None:
-    """Focal length in pixels of the upright, full-size image from EXIF FocalLengthIn35mmFilm.
-
-    f_px = f_35mm / 36 mm * longer image side (36 mm: width of the 35 mm frame). None when absent.
-    """
-    try:
-        with Image.open(path) as im:
-            exif = im.getexif()
-            f35 = exif.get_ifd(EXIF_IFD).get(FOCAL_35MM) or exif.get(FOCAL_35MM)
-            size = max(im.size)
-    except (OSError, ValueError, SyntaxError):
-        return None
-    try:
-        f35 = float(f35) if f35 is not None else 0.0
-    except (TypeError, ValueError):
-        return None
-    return f35 / 36.0 * size if f35 > 0 else None
