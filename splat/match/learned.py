@@ -52,10 +52,11 @@ def models():
     disk.load_state_dict(
         torch.load(folder / DISK_WEIGHTS, map_location="cpu", weights_only=True)["extractor"]
     )
-    # mp: bfloat16 autocast, 1.4x faster on the CPU (Zen 5) for about the same matches
+    # mp=False: float32. bfloat16 autocast was 1.4x faster on a Zen 5 CPU, but 10x slower on one without
+    # native bf16 (AVX2 EPYC: 143 s against 14 s per 480 px pair) and its matches differ between machines
     # flash=True keeps torch's global flash-attention switch on (False turns it off process-wide, which sends
     # the CPU to the 3x slower math attention); on the CPU kornia calls plain scaled_dot_product_attention
-    glue = LightGlue(features=None, input_dim=128, flash=True, mp=True)
+    glue = LightGlue(features=None, input_dim=128, flash=True, mp=False)
     state = torch.load(folder / LIGHTGLUE_WEIGHTS, map_location="cpu", weights_only=True)
     for i in range(glue.conf.n_layers):  # the released files name the layers per attention kind
         for kind in ("self_attn", "cross_attn"):
