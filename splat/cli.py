@@ -47,6 +47,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         max_side=args.max_side,
         poses=args.poses,
         focal=args.focal,
+        exif=not args.no_exif,
         accept_unverified=args.accept_unverified,
         init=args.init,
         budget=args.budget,
@@ -179,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-unverified",
         action="store_true",
         help="keep a camera solution that fails its verification (marked in poses.json and metrics.json)",
+    p.add_argument(
+        "--no-exif", action="store_true", help="ignore the photos' EXIF focal and estimate it from the images"
+    )
     )
     p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
     p.add_argument(

@@ -36,7 +36,8 @@ class FitConfig:
 
     max_side: int | None = 512  # images are downscaled so the longer side is at most this
     poses: str = "auto"  # auto | sparse | colmap | given:DIR (a COLMAP model)
-    focal: float | None = None  # focal in pixels at the loaded size, if known
+    focal: float | None = None  # focal in pixels at the loaded size, if known (held fixed; beats EXIF)
+    exif: bool = True  # use the photos' EXIF focal when every photo carries one
     accept_unverified: bool = False  # keep a camera solution that fails its verification (marked so)
     init: str = "edgs"  # edgs | sparse | given:PLY
     budget: int | None = 80_000  # garden 12 views: 80k beat 130k in held-out PSNR (docs/PERF.md)
@@ -123,10 +124,49 @@ def _cameras_from_given(path: str, names: list[str], sizes: list[tuple[int, int]
     return cameras_for_images(read_model(Path(path)), names, sizes, path)
 
 
+def choose_focal(cfg: FitConfig, priors: list) -> tuple[float | np.ndarray | None, dict]:
+    """The focal the pose stage starts from, and where it came from.
+
+    priors: per image a splat.io.exif.FocalPrior or None. Returns (None: to be estimated | one value |
+    (V,) per image, {"source": "flag" | "exif" | "estimated", "detail": one line for fit.log}).
+    """
+    if cfg.focal is not None:
+        return float(cfg.focal), {"source": "flag", "detail": f"--focal {cfg.focal:g} px (held fixed)"}
+    known = [p for p in priors if p is not None]
+    if not cfg.exif or not known:
+        why = "--no-exif" if not cfg.exif else "no photo carries an EXIF focal"
+        return None, {"source": "estimated", "detail": f"estimated from the images ({why})"}
+    if len(known) < len(priors):
+        detail = (
+            f"estimated from the images (only {len(known)} of {len(priors)} photos carry an EXIF focal; "
+            "one focal is searched for all)"
+        )
+        return None, {"source": "estimated", "detail": detail}
+    from splat.io.exif import intrinsics_groups
+
+    groups = intrinsics_groups(priors)
+    parts = []
+    for g in sorted(set(groups)):
+        members = [p for p, k in zip(priors, groups) if k == g]
+        camera = members[0].camera_key.strip("|") or "camera"
+        parts.append(f"{camera} ({len(members)} photos): {members[0].source}")
+    focals = np.array([p.focal_px for p in priors])
+    detail = "EXIF, " + "; ".join(parts)
+    return focals, {"source": "exif", "detail": detail, "groups": groups}
+
+
 def stage_poses(
-    run: Path, images: list[np.ndarray], names: list[str], cfg: FitConfig, resume: bool, progress=None
+    run: Path,
+    images: list[np.ndarray],
+    names: list[str],
+    cfg: FitConfig,
+    resume: bool,
+    progress=None,
+    priors: list | None = None,
 ) -> Cameras:
-    """Cameras for the training images: given, resumed from RUN/poses, or estimated."""
+    """Cameras for the training images: given, resumed from RUN/poses, or estimated.
+
+    priors: per image an EXIF FocalPrior or None (see choose_focal)."""
     from splat.io.colmap import write_model
 
     sizes = [(im.shape[1], im.shape[0]) for im in images]
@@ -138,12 +178,14 @@ def stage_poses(
 
     show = sys.stderr.isatty() if progress is None else progress
     log = run_logger(run, "poses", echo=show)
+    focal, focal_info = choose_focal(cfg, priors or [None] * len(images))
+    log(f"focal: {focal_info['detail']}")
     try:
         result = estimate_poses(
             images,
             names,
             method=cfg.poses,
-            focal=cfg.focal,
+            focal=focal,
             log=log,
             accept_unverified=cfg.accept_unverified,
         )
@@ -158,6 +200,11 @@ def stage_poses(
     info = {"method": result.method, "reason": result.reason, "seconds": result.timings}
     info["learned_matches"] = result.diagnostics.get("learned_matches", 0)  # DISK + LightGlue, 4-8 views
     info["verification"] = check.to_json()
+    fx = result.cameras.K[:, 0, 0].numpy()
+    focal_info["focal_px"] = [round(float(f), 3) for f in fx]
+    values = ", ".join(f"{f:.1f}" for f in sorted(set(fx.round(1).tolist())))
+    log(f"focal: {values} px ({focal_info['source']})")
+    info["focal"] = focal_info
     # poses.json first: a resumed run finds images.txt only once its verdict is on disk
     (run / "poses").mkdir(parents=True, exist_ok=True)
     _write_json(run / "poses" / "poses.json", info)
@@ -294,7 +341,8 @@ def fit(
         names = [imageset.names[i] for i in keep]
         require_views(imageset, 2)
     with clock("poses"):
-        cameras = stage_poses(run, images, names, cfg, resume, progress)
+        priors = [imageset.focal_priors[i] for i in keep] if imageset.focal_priors else None
+        cameras = stage_poses(run, images, names, cfg, resume, progress, priors)
     with clock("init"):
         gaussians = stage_init(run, images, cameras, cfg, resume)
     with clock("train"):

@@ -303,3 +303,22 @@ def intrinsics_groups(priors: list[FocalPrior | None]) -> list[int]:
     """
     index: dict[str | None, int] = {}
     return [index.setdefault(p.camera_key if p else None, len(index)) for p in priors]
+
+
+def focal_exif(focal_px: float, width: int, height: int, make: str = "", model: str = "") -> Image.Exif:
+    """EXIF that states a focal of `focal_px` pixels for a width x height image, exactly (FocalLength 10 mm
+    with FocalPlaneXResolution in pixels per cm; no rounded 35 mm tag): for copies of renders in tests and
+    benchmarks. Save with `image.save(path, exif=focal_exif(...))`."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    exif = Image.Exif()
+    if make:
+        exif[MAKE] = make
+    if model:
+        exif[MODEL] = model
+    sub = exif.get_ifd(EXIF_IFD)
+    sub[FOCAL_LENGTH] = IFDRational(10, 1)
+    sub[FOCAL_PLANE_X_RES] = IFDRational(round(focal_px * 1000), 1000)  # px per cm = focal_px / 10 mm * 10
+    sub[FOCAL_PLANE_UNIT] = 3  # centimetre
+    sub[PIXEL_X], sub[PIXEL_Y] = int(width), int(height)
+    return exif

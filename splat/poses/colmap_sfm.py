@@ -31,50 +31,93 @@ class ColmapResult:
     tracks: Tracks | None = None  # observations of the points (for the verification)
 
 
-def _write_images(images: list[np.ndarray], names: list[str], folder: Path) -> list[str]:
+def _write_images(
+    images: list[np.ndarray], names: list[str], folder: Path, groups: list[int] | None = None
+) -> list[str]:
+    """PNG files (names relative to folder); with groups, one subfolder (one COLMAP camera) per group."""
     files = []
     for k, (im, name) in enumerate(zip(images, names)):
         fname = f"{k:05d}_{Path(name).stem}.png"
+        if groups is not None:
+            fname = f"camera{groups[k]}/{fname}"
+            (folder / fname).parent.mkdir(exist_ok=True)
         u8 = im if im.dtype == np.uint8 else (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)
         cv2.imwrite(str(folder / fname), cv2.cvtColor(u8, cv2.COLOR_RGB2BGR))
         files.append(fname)
     return files
 
 
+def _camera_groups(images: list[np.ndarray], focals: np.ndarray) -> list[int]:
+    """One group per distinct (known focal, image size)."""
+    keys = [(round(float(f), 6), im.shape[:2]) for f, im in zip(focals, images)]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    order = {k: g for g, k in enumerate(sorted(first, key=first.get))}
+    return [order[k] for k in keys]
+
+
+def _set_known_focals(db: Path, files: list[str], focals: np.ndarray) -> None:
+    """Give each camera of the database its images' known focal (a prior that BA refines)."""
+    import pycolmap
+
+    focal_of = {Path(f).parent.name: float(focal) for f, focal in zip(files, focals)}
+    database = pycolmap.Database.open(str(db))
+    try:
+        for image in database.read_all_images():
+            camera = database.read_camera(image.camera_id)
+            params = np.array(camera.params)
+            params[0] = focal_of[Path(image.name).parent.name]
+            camera.params = params
+            camera.has_prior_focal_length = True
+            database.update_camera(camera)
+    finally:
+        database.close()
+
+
 def colmap_poses(
     images: list[np.ndarray],
     names: list[str] | None = None,
-    focal: float | None = None,
+    focal: float | np.ndarray | None = None,
     exhaustive_max: int = 60,
     num_threads: int = 2,
     workdir: str | None = None,
 ) -> ColmapResult:
-    """Run pycolmap SfM on in-memory images (H,W,3); returns cameras in our conventions."""
+    """Run pycolmap SfM on in-memory images (H,W,3); returns cameras in our conventions.
+
+    focal: None (COLMAP's default start), one value in pixels for all views, or (V,) per view: views of
+    one focal and size share a camera. A given focal is the start of COLMAP's refinement, not fixed.
+    """
     import pycolmap
 
     V = len(images)
     names = names or [f"view_{k:04d}" for k in range(V)]
+    focals = None if focal is None else np.broadcast_to(np.asarray(focal, np.float64), (V,))
+    sizes = {im.shape[:2] for im in images}
+    groups = None
+    if focals is not None and (len(sizes) > 1 or focals.max() - focals.min() > 1e-9 * focals.max()):
+        groups = _camera_groups(images, focals)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         (tmp / "images").mkdir()
-        files = _write_images(images, names, tmp / "images")
+        files = _write_images(images, names, tmp / "images", groups)
         db = tmp / "database.db"
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "SIMPLE_PINHOLE"
-        if focal is not None:
+        if focals is not None and groups is None:
             h, w = images[0].shape[:2]
-            reader.camera_params = f"{focal},{w / 2},{h / 2}"
+            reader.camera_params = f"{focals[0]},{w / 2},{h / 2}"
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         pycolmap.extract_features(
             db,
             tmp / "images",
             image_names=files,
-            camera_mode=pycolmap.CameraMode.SINGLE,
+            camera_mode=pycolmap.CameraMode.SINGLE if groups is None else pycolmap.CameraMode.PER_FOLDER,
             reader_options=reader,
             extraction_options=extraction,
             device=pycolmap.Device.cpu,
         )
+        if groups is not None:
+            _set_known_focals(db, files, focals)
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = num_threads
         if V <= exhaustive_max:

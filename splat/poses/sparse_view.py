@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+import cv2
 import numpy as np
 import torch
 
@@ -482,10 +483,22 @@ def estimate_focal(prob: _Problem, cfg: SparseViewConfig, log=print) -> tuple[fl
 
 
 def solve_sparse_views(
-    images: list[np.ndarray], focal: float | None = None, cfg: SparseViewConfig | None = None, log=print
+    images: list[np.ndarray],
+    focal: float | np.ndarray | None = None,
+    cfg: SparseViewConfig | None = None,
+    log=print,
 ) -> SparseViewResult:
-    """Poses, shared focal and sparse points for a small set of views (see module docstring)."""
+    """Poses, shared focal and sparse points for a small set of views (see module docstring).
+
+    focal: None (searched, then refined by bundle adjustment), or known and held fixed: one value in
+    pixels, or (V,) per view (cameras that differ: see `_solve_known_focals`).
+    """
     cfg = cfg or SparseViewConfig()
+    if focal is not None and np.ndim(focal) == 1:
+        f = np.asarray(focal, np.float64)
+        if f.max() - f.min() > 1e-9 * f.max():
+            return _solve_known_focals(images, f, cfg, log)
+        focal = float(f[0])
     times: dict[str, float] = {}
     c0 = time.process_time()
     prob, t = prepare(images, cfg, log)
@@ -494,6 +507,7 @@ def solve_sparse_views(
     c0 = time.process_time()
     t0 = time.perf_counter()
     diag: dict = {"learned_matches": prob.learned_matches}
+    focal_free = focal is None
     if focal is None:
         focal, scores = estimate_focal(prob, cfg, log)
         diag["focal_search"] = {f"{k:.1f}": v for k, v in scores.items()}
@@ -522,14 +536,15 @@ def solve_sparse_views(
         )
     t0 = time.perf_counter()
     reg = sol["registered"]
-    K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg, gates=(3.0,))
+    free = focal_free  # a known focal (EXIF, --focal) is held fixed
+    K, w2c, X, good = refine(prob, K, sol["w2c"], reg, sol["tracks"], cfg, free, gates=(3.0,))
     # re-verify the loose matches against the solved cameras with a shrinking threshold, so
     # matches the first pass missed (weak pairs, repetitive texture) join the tracks
     for thresh in (3.0, 1.5):
         c = replace(cfg, thresh_px=thresh)
         matches = guided_matches(prob, K, w2c, reg, c, "loose")
         tracks = build_tracks([f.keypoints for f in prob.features], matches)
-        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c, iters=20, gates=(1.0,))
+        K, w2c, X, good = refine(prob, K, w2c, reg, tracks, c, free, iters=20, gates=(1.0,))
     sol["tracks"] = tracks
     times["bundle_adjustment"] = time.perf_counter() - t0
     cpu["bundle_adjustment"] = time.process_time() - c0
@@ -537,6 +552,29 @@ def solve_sparse_views(
     return _result(
         prob, K, w2c, sol, X, good, cfg, {"times": times, "placement": sol["info"]["order"], **diag}
     )
+
+
+def _solve_known_focals(images: list[np.ndarray], focals: np.ndarray, cfg, log) -> SparseViewResult:
+    """Views of different cameras, each focal known: every image is resampled by s_v = max(f) / f_v (COLMAP
+    pixels u -> s_v u), so all share one focal, solved with it held fixed, and mapped back."""
+    f_ref = float(focals.max())
+    scaled = []
+    for im, f in zip(images, focals):
+        s_v = f_ref / float(f)
+        h, w = im.shape[:2]
+        A = np.array([[s_v, 0, 0.5 * (s_v - 1)], [0, s_v, 0.5 * (s_v - 1)]])  # OpenCV pixel centres
+        scaled.append(cv2.warpAffine(im, A, (round(w * s_v), round(h * s_v)), flags=cv2.INTER_CUBIC))
+    log(
+        f"cameras with different focals: views resampled by up to {f_ref / focals.min():.3f}x to a shared one"
+    )
+    res = solve_sparse_views(scaled, f_ref, cfg, log)
+    scale = f_ref / focals
+    K = intrinsics(f_ref, [(im.shape[1], im.shape[0]) for im in images])
+    K[:, 0, 0] = K[:, 1, 1] = focals
+    tr = res.tracks
+    if tr is not None:
+        tr = Tracks(tr.track, tr.view, tr.kp, tr.uv / scale[tr.view, None], tr.num_tracks)
+    return replace(res, K=K, focal=float(np.median(focals)), tracks=tr)
 
 
 def _result(prob, K, w2c, sol, X, good, cfg, diag) -> SparseViewResult:
