@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--gt", default="scenes/garden")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_schedule"))
-    ap.add_argument("--refine-steps", type=int, default=200)
+    ap.add_argument("--refine-steps", type=int, help="alignment step cap per test view (default 300)")
     ap.add_argument("--configs", nargs="+", default=["steps=1500", "steps=600", "steps=600,c2f=1"])
     args = ap.parse_args()
     src = json.loads((args.run / "config.json").read_text())

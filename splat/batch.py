@@ -2,8 +2,10 @@
 
 The protocol is InstantSplat's on Tanks & Temples (splat.io.datasets.tnt_split): per scene, 24
 frames sorted by name, 12 test views, n training views from the other 12. Each (scene, n) job
-fits pose-free on the training views, refines the test poses with the Gaussians frozen, scores
-the test views and the training poses (ATE against the scene's COLMAP model).
+fits pose-free on the training views, aligns the test cameras with the Gaussians frozen (pose
+and focal, until converged: splat.eval.align), scores the aligned test views and the training
+poses (ATE against the scene's COLMAP model). Views whose alignment is flagged are counted, not
+scored (results tables: views scored / flagged).
 
     OUT/<scene>/<n>views/          the `splat fit` run folder of that job (+ eval.json)
     OUT/<scene>/<n>views/job.json  the job's record: status, metrics, timings, error
@@ -30,6 +32,10 @@ from splat.errors import InputError, SplatError
 from splat.io.atomic import atomic_write_text
 
 REFERENCE_FILE = Path(__file__).parent / "data" / "instantsplat_tnt.json"
+# what a job's record takes from its eval.json (means over the views scored; flagged: {name: reason};
+# all_views_mean: flagged views included, for reference)
+EVAL_KEYS = ("psnr", "ssim", "lpips", "views_scored", "views_flagged", "flagged", "all_views_mean", "ate_rel",
+             "ate_rmse", "per_view")  # fmt: skip
 
 
 @dataclass
@@ -55,7 +61,7 @@ class BatchJob:
     has_gt: bool
     out: str
     fit: dict
-    refine_steps: int
+    refine_steps: int | None  # alignment step cap per test view (None: AlignSettings')
     protocol: str  # "tnt" (24 frames) or "scaled" (other counts: same rule, not comparable)
     notes: list[str] = field(default_factory=list)
     resume: bool = True  # continue the stages a previous attempt finished
@@ -105,7 +111,7 @@ def plan_jobs(
     views: list[int],
     out: str | Path,
     fit: dict,
-    refine_steps: int = 100,
+    refine_steps: int | None = None,
     resume: bool = True,
 ) -> tuple[list[BatchJob], list[dict]]:
     """Jobs for every (scene, n views), and records for the pairs that cannot run (with the reason)."""
@@ -183,7 +189,7 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
         if job.has_gt:
             t1 = time.perf_counter()
             ev = evaluate_run(out, job.root, refine_steps=job.refine_steps, test_names=job.test)
-            record.update({k: ev[k] for k in ("psnr", "ssim", "lpips", "ate_rel", "ate_rmse", "per_view")})
+            record.update({k: ev[k] for k in EVAL_KEYS})
             record["eval_seconds"] = round(time.perf_counter() - t1, 3)
         record["status"] = "ok"
     except SplatError as e:
@@ -231,7 +237,7 @@ def run_batch(
     address: str | None = None,
     cpus_per_job: int | None = None,
     gpus_per_job: float = 0,
-    refine_steps: int = 100,
+    refine_steps: int | None = None,
     force: bool = False,
     progress: bool | None = None,
     say=print,
@@ -347,16 +353,20 @@ def _record_line(r: dict) -> str:
     head = f"{r['scene']} {r['n_views']} views:"
     if r["status"] != "ok":
         return f"{head} {r['status']}: {r.get('error', '')}" + (f" (log: {r['log']})" if r.get("log") else "")
-    if r.get("psnr") is None:
+    if r.get("views_scored") is None and r.get("psnr") is None:
         return f"{head} fitted in {r['seconds']:.0f} s (no ground truth, not scored)"
+    flagged = f", {r['views_flagged']} test view(s) flagged" if r.get("views_flagged") else ""
+    if r.get("psnr") is None:
+        return f"{head} no test view aligned{flagged}, ATE {100 * r['ate_rel']:.2f}% in {r['seconds']:.0f} s"
     scores = f"PSNR {r['psnr']:.2f} SSIM {r['ssim']:.3f} ATE {100 * r['ate_rel']:.2f}%"
-    return f"{head} {scores} in {r['seconds']:.0f} s"
+    return f"{head} {scores}{flagged} in {r['seconds']:.0f} s"
 
 
 # ---------------------------------------------------------------- results tables
 
-COLUMNS = ["scene", "n_views", "status", "psnr", "ssim", "lpips", "ate_rel", "ate_rmse", "seconds",
-           "gaussians_init", "gaussians_final", "pose_method", "protocol", "error"]  # fmt: skip
+COLUMNS = ["scene", "n_views", "status", "psnr", "ssim", "lpips", "views_scored", "views_flagged", "ate_rel",
+           "ate_rmse", "seconds", "gaussians_init", "gaussians_final", "pose_method", "protocol",
+           "error"]  # fmt: skip
 
 
 def load_reference(path: Path = REFERENCE_FILE) -> dict:
@@ -391,7 +401,8 @@ def _row(cells: list) -> str:
 
 def _our_cells(r: dict) -> list[str]:
     ate = None if r.get("ate_rel") is None else 100 * r["ate_rel"]
-    return [_fmt(r.get("psnr"), 2), _fmt(r.get("ssim"), 3), _fmt(r.get("lpips"), 3), _fmt(ate, 2)]
+    views = "n/a" if r.get("views_scored") is None else f"{r['views_scored']} / {r['views_flagged']}"
+    return [_fmt(r.get("psnr"), 2), _fmt(r.get("ssim"), 3), _fmt(r.get("lpips"), 3), _fmt(ate, 2), views]
 
 
 def _published_cells(pub: dict) -> list[str]:
@@ -402,6 +413,9 @@ def _mean_record(scored: list[dict]) -> dict:
     mean = {k: sum(r[k] for r in scored) / len(scored) for k in ("psnr", "ssim", "ate_rel", "seconds")}
     lpips = [r.get("lpips") for r in scored]
     mean["lpips"] = None if None in lpips else sum(lpips) / len(lpips)
+    if all(r.get("views_scored") is not None for r in scored):  # totals over the jobs
+        mean["views_scored"] = sum(r["views_scored"] for r in scored)
+        mean["views_flagged"] = sum(r["views_flagged"] for r in scored)
     return mean
 
 
@@ -409,8 +423,8 @@ def results_markdown(records: list[dict], reference: dict) -> str:
     """One table per split: our metrics, the published ones where the scene name matches, means."""
     lines = ["# splat batch results", ""]
     source = reference.get("source", {})
-    header = ["scene", "PSNR", "SSIM", "LPIPS", "ATE (% spread)", "time (s)", "Gaussians", "poses",
-              "InstantSplat PSNR", "SSIM", "LPIPS", "status"]  # fmt: skip
+    header = ["scene", "PSNR", "SSIM", "LPIPS", "ATE (% spread)", "views scored / flagged", "time (s)",
+              "Gaussians", "poses", "InstantSplat PSNR", "SSIM", "LPIPS", "status"]  # fmt: skip
     for n in sorted({r["n_views"] for r in records}):
         rows = [r for r in records if r["n_views"] == n]
         ref = {k.lower(): v for k, v in reference.get("splits", {}).get(str(n), {}).items()}

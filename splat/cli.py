@@ -98,11 +98,15 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from splat.eval.evaluate import evaluate_run
 
     r = evaluate_run(args.run, args.gt, refine_steps=args.refine_steps, backend=args.backend)
-    lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.3f}"
-    print(
-        f"{len(r['per_view'])} test views: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, LPIPS {lp}, "
-        f"ATE {100 * r['ate_rel']:.2f}% of camera spread -> {args.run}/eval.json"
-    )
+    counts = f"{len(r['per_view'])} test views, {r['views_scored']} scored, {r['views_flagged']} flagged"
+    if r["psnr"] is None:
+        scores = "no view aligned, nothing scored"
+    else:
+        lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.3f}"
+        scores = f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, LPIPS {lp}"
+    print(f"{counts}: {scores}, ATE {100 * r['ate_rel']:.2f}% of camera spread -> {args.run}/eval.json")
+    for name, reason in r["flagged"].items():
+        print(f"  flagged {name}: {reason} (not in the means)")
 
 
 def _cmd_batch(args: argparse.Namespace) -> None:
@@ -177,12 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poses", default="auto", help="auto | sparse | colmap | given:DIR (COLMAP model)")
     p.add_argument("--focal", type=float, help="focal length in pixels at the loaded size, if known")
     p.add_argument(
+        "--no-exif", action="store_true", help="ignore the photos' EXIF focal and estimate it from the images"
+    )
+    p.add_argument(
         "--accept-unverified",
         action="store_true",
         help="keep a camera solution that fails its verification (marked in poses.json and metrics.json)",
-    p.add_argument(
-        "--no-exif", action="store_true", help="ignore the photos' EXIF focal and estimate it from the images"
-    )
     )
     p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
     p.add_argument(
@@ -203,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")
     p.add_argument("run")
     p.add_argument("--gt", required=True, help="scene folder with images/ and sparse/0")
-    p.add_argument("--refine-steps", type=int, default=100, help="test-pose refinement steps")
+    p.add_argument("--refine-steps", type=int, help="step cap of each test view's alignment (default 300)")
     p.add_argument("--backend", default="auto")
     p.set_defaults(func=_cmd_eval)
 
@@ -217,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps per fit")
     p.add_argument("--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET})")
     p.add_argument("--max-side", type=int, default=512)
-    p.add_argument("--refine-steps", type=int, default=100, help="test-pose refinement steps")
+    p.add_argument("--refine-steps", type=int, help="step cap of each test view's alignment (default 300)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--jobs", type=int, default=1, help="local executor: worker processes")

@@ -61,7 +61,9 @@ def test_eval_scores_the_held_out_views(finished_run, tmp_path):
     result = json.loads((out / "eval.json").read_text())
     # the 12 Tanks & Temples test views, less the two (frame_002, frame_004) this run trained on
     assert sorted(result["per_view"]) == [f"frame_{i:03d}.jpg" for i in [1, 6, 8, 10, 12, 14, 16, 18, 20, 22]]
-    assert 5 < result["psnr"] < 60 and result["lpips"] is None
+    # no alignment converges in 2 steps: every view is flagged, none averaged in (tests/test_eval_align.py)
+    assert result["views_flagged"] == 10 and result["psnr"] is None
+    assert 5 < result["all_views_mean"]["psnr"] < 60 and result["lpips"] is None
     assert result["ate_rel"] < 0.01  # started from the true poses; pose refinement moves them only slightly
     refined = read_model(out / "eval_cameras").cameras  # the refined test poses are kept for reuse
     assert refined.names == sorted(result["per_view"]) and torch.isfinite(refined.w2c).all()
