@@ -237,7 +237,8 @@ def summarise(rows: list[dict]) -> dict:
 def print_table(results: dict[str, list[dict]], label: str) -> None:
     print(f"\n{label}")
     print(
-        f"{'scene':<11} {'views':>5} {'n':>3} {'correct':>7} {'refused':>7} {'flagged':>12} {'imprecise':>9} {'WRONG':>5}"
+        f"{'scene':<11} {'views':>5} {'n':>3} {'correct':>7} {'refused':>7} {'flagged':>12} "
+        f"{'imprecise':>9} {'WRONG':>5}"
     )
     tot: dict[str, int] = {}
     for key, rows in results.items():
@@ -261,7 +262,8 @@ def print_table(results: dict[str, list[dict]], label: str) -> None:
 def compare(old_path: str, new_path: str) -> None:
     old, new = json.loads(Path(old_path).read_text()), json.loads(Path(new_path).read_text())
     print(
-        f"{'scene':<11} {'views':>5} | {'before: correct/refused/flagged/imprecise/WRONG':>48} | {'after':>28}"
+        f"{'scene':<11} {'views':>5} | "
+        f"{'before: correct/refused/flagged/imprecise/WRONG':>48} | {'after':>28}"
     )
     for key in new["results"]:
         a = summarise(old["results"].get(key, []))
@@ -325,14 +327,16 @@ def main() -> None:
                     else row["error"][:90]
                 )
                 print(
-                    f"{scene:<11} {size} {str(views):<28} {row['outcome']:<9} {row['seconds']:5.1f}s  {extra}",
+                    f"{scene:<11} {size} {str(views):<28} {row['outcome']:<9} "
+                    f"{row['seconds']:5.1f}s  {extra}",
                     flush=True,
                 )
                 data["results"][f"{scene}/{size}"] = rows
                 if args.json:
                     Path(args.json).write_text(json.dumps(data, indent=1, default=float))
     print(
-        f"\nwall {time.perf_counter() - t_all:.0f} s; feature/match cache {cache.hits} hits, {cache.misses} misses"
+        f"\nwall {time.perf_counter() - t_all:.0f} s; "
+        f"feature/match cache {cache.hits} hits, {cache.misses} misses"
     )
     print_table(data["results"], f"commit {data['commit']}")
 
