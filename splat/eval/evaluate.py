@@ -185,8 +185,9 @@ def evaluate_run(
     mapped, ate_report = gt_cameras_in_run_frame(run_cams, scene.cameras)
     if ate_report["rel"] > MAX_ATE_REL:
         raise InputError(
-            f"--gt {gt_dir} does not fit this run: its training cameras are {100 * ate_report['rel']:.0f} % "
-            f"of the camera spread off after Sim(3) (a right match: under {100 * MAX_ATE_REL:.0f} %)"
+            f"--gt {gt_dir} does not fit this run: its training cameras are {100 * ate_report['rel']:.0f} %"
+            f" of the spread off the run's after Sim(3) (a right match: under {100 * MAX_ATE_REL:.0f} %): "
+            "another scene, or wrong cameras in the run"
         )
     gt_check = check_gt_fits(run, gaussians, run_cams, scene, gt_dir, backend)
     names = test_names if test_names is not None else test_view_names(scene.images.names, run_cams.names)
