@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch
 
-from splat.render.native import CPU_TILE
+from splat.native import build
+from splat.native.ops import CPU_TILE
 from splat.render.project import project_gaussians
 from splat.render.render import RenderSettings, gaussian_colors, render
 from splat.types import Gaussians
@@ -129,7 +130,7 @@ def composite_fn(backend: str, cpu_tile: int = CPU_TILE):
         from splat.render.composite_torch import composite_torch
 
         return composite_torch
-    from splat.render.native import composite_cpu
+    from splat.native.ops import composite_cpu
 
     return partial(composite_cpu, tile_size=cpu_tile)
 
@@ -196,8 +197,7 @@ def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int, tile: int
     compositing kernel's own wall-clock timers), and the minimum process CPU time of the compositing
     kernel's forward and backward on one thread ("cpu1 fwd", "cpu1 bwd": robust to other processes
     sharing the machine)."""
-    from splat.render.native import LAST_PROFILE, composite_cpu
-    from splat.render.project_cpu import project_cpu
+    from splat.native.ops import LAST_PROFILE, composite_cpu, project_cpu
 
     K, w2c = camera(W, H)
     rows: dict[str, list[float]] = {}
@@ -231,13 +231,8 @@ def cpu_profile(g: Gaussians, inputs: list, W: int, H: int, reps: int, tile: int
 
 def available_backends() -> list[str]:
     out = ["torch"]
-    try:
-        from splat.render.native import native_available
-
-        if native_available():
-            out.append("cpu")
-    except ImportError:
-        pass
+    if build.available():
+        out.append("cpu")
     if torch.cuda.is_available():
         out.append("cuda")
     return out

@@ -37,12 +37,8 @@ for pkg in pytest ninja gsplat; do
 done
 
 step "native CPU kernel build"
-if [ -f splat/render/native.py ]; then
-    timeout 90 $PY -c 'from splat.render.native import composite_cpu; print("native kernel loaded")' \
-        || echo "native kernel build failed"
-else
-    echo "splat/render/native.py not present: skipped"
-fi
+timeout 90 $PY -c 'from splat.native import build; build.load(); print("native kernel loaded")' \
+    || echo "native kernel build failed"
 
 step "gsplat CUDA build (JIT, Hopper only)"
 export SPLAT_SKIP_GSPLAT=1

@@ -22,12 +22,9 @@ def doctor_lines() -> list[tuple[str, str]]:
         ("cuda", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"),
         ("gsplat", "installed" if _has("gsplat") else "not installed (cuda backend unavailable)"),
     ]
-    try:
-        from splat.render.native import native_status
+    from splat.native import build
 
-        rows.append(("native cpu kernel", native_status()))
-    except ImportError as exc:
-        rows.append(("native cpu kernel", f"not available ({exc})"))
+    rows.append(("native cpu kernel", build.status()))
     for label, env in [("lpips weights", "SPLAT_LPIPS_WEIGHTS"), ("roma weights", "SPLAT_ROMA_WEIGHTS")]:
         path = os.environ.get(env)
         if path and os.path.exists(path):

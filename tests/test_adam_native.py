@@ -1,4 +1,5 @@
-"""The fused native Adam step (cuda/adam_cpu.cpp) against its PyTorch twin (GaussianAdam, backend="torch").
+"""The fused native Adam step (splat/native/csrc/adam_cpu.cpp) against its PyTorch twin
+(GaussianAdam, backend="torch").
 
 Fresh random parameters, gradients (magnitudes over 6 decades), learning rates and visibility masks.
 Step counts agree exactly; moments within 1e-6 relative (bit for bit when every row is visible: the
@@ -11,11 +12,11 @@ is. The kernel is bit-identical across thread counts.
 import pytest
 import torch
 
+from splat.native import build
 from splat.train.adam import GaussianAdam
 
-native = pytest.importorskip("splat.render.native")
-if not native.native_available():
-    pytest.skip(f"native kernel unavailable: {native.native_status()}", allow_module_level=True)
+if not build.available():
+    pytest.skip(f"native kernel unavailable: {build.status()}", allow_module_level=True)
 
 
 def _params(N: int) -> dict:

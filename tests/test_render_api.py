@@ -105,7 +105,7 @@ def test_cuda_backend_refuses_cpu_tensors():
 def test_cpu_backend_plugs_in_or_explains(monkeypatch):
     g, cam = scene(30), camera()
     try:
-        render_module.native_composite()
+        render_module.native_backend()
     except SplatError as e:
         assert "backend='torch'" in str(e)
         with pytest.raises(SplatError, match="native CPU rasterizer"):
@@ -129,6 +129,7 @@ def test_auto_uses_native_kernel_when_present(monkeypatch):
         calls.append(args[6:8])
         return render_module.composite_torch(*args, **kwargs)
 
-    monkeypatch.setitem(render_module._NATIVE, "fn", fake)
+    monkeypatch.setattr(render_module.native_build, "available", lambda: True)
+    monkeypatch.setattr(render_module, "native_backend", lambda: (render_module.project_torch, fake))
     out = render(scene(10), camera())
     assert out.backend == "cpu" and calls == [(48, 32)]

@@ -9,12 +9,12 @@ import math
 import pytest
 import torch
 
+from splat.native import build
 from splat.render.composite_torch import composite_torch
 
-native = pytest.importorskip("splat.render.native")
-if not native.native_available():
-    pytest.skip(f"native kernel unavailable: {native.native_status()}", allow_module_level=True)
-composite_cpu = native.composite_cpu
+if not build.available():
+    pytest.skip(f"native kernel unavailable: {build.status()}", allow_module_level=True)
+from splat.native.ops import composite_cpu  # noqa: E402
 
 IMAGE_TOL = 1e-5
 GRAD_TOL = 1e-4
@@ -271,10 +271,10 @@ def test_render_cpu_matches_torch_backend():
 
 
 def test_build_uses_a_content_addressed_copy_of_the_sources(tmp_path):
-    src = native._cached_sources(tmp_path / "key")
-    for name in native.SOURCES:
-        assert (src / name).read_bytes() == (native.SOURCE_DIR / name).read_bytes(), name
-    stamp = (src / native.SOURCES[0]).stat().st_mtime_ns
-    assert native._cached_sources(tmp_path / "key") == src  # made once, then reused as it is
-    assert (src / native.SOURCES[0]).stat().st_mtime_ns == stamp
+    src = build._cached_sources(tmp_path / "key")
+    for name in build.SOURCES:
+        assert (src / name).read_bytes() == (build.SOURCE_DIR / name).read_bytes(), name
+    stamp = (src / build.SOURCES[0]).stat().st_mtime_ns
+    assert build._cached_sources(tmp_path / "key") == src  # made once, then reused as it is
+    assert (src / build.SOURCES[0]).stat().st_mtime_ns == stamp
     assert not list((tmp_path / "key").glob("src.tmp*"))

@@ -1,4 +1,4 @@
-"""The native projection + SH (splat.render.project_cpu) against its PyTorch twin (render.project_torch).
+"""The native projection + SH (splat.native.ops.project_cpu) against its PyTorch twin (render.project_torch).
 
 Values: means2d, depths within 1e-5 relative (+1e-4 px / 1e-6 absolute), conics within 1e-4
 relative, colors and opacities within 1e-5 absolute; radii equal up to a few off-by-one roundings.
@@ -12,14 +12,14 @@ the pose and K sums ill-conditioned: both float32 paths then sit ~1e-4 away). In
 import pytest
 import torch
 
+from splat.native import build
 from splat.render.project import quat_to_rotmat
 from splat.render.render import RenderSettings, project_torch, render
 from splat.types import Gaussians
 
-native = pytest.importorskip("splat.render.native")
-if not native.native_available():
-    pytest.skip(f"native kernel unavailable: {native.native_status()}", allow_module_level=True)
-from splat.render.project_cpu import project_cpu  # noqa: E402
+if not build.available():
+    pytest.skip(f"native kernel unavailable: {build.status()}", allow_module_level=True)
+from splat.native.ops import project_cpu  # noqa: E402
 
 GRAD_TOL = 1e-4
 NAMES = ("means", "log_scales", "quats", "opacity_logits", "sh_dc", "sh_rest", "w2c", "K")

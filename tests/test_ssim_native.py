@@ -1,4 +1,4 @@
-"""The native SSIM kernel (cuda/ssim_cpu.cpp) against its PyTorch twin (metrics.ssim_torch).
+"""The native SSIM kernel (splat/native/csrc/ssim_cpu.cpp) against its PyTorch twin (metrics.ssim_torch).
 
 Fresh random images every run, sizes from smaller than the 11-pixel window to 512x384, batched and
 not. Values agree within 2e-6 absolute (float32 sums of 121 taps in another order), gradients within
@@ -11,10 +11,10 @@ import torch
 
 from splat.eval import metrics
 from splat.eval.metrics import ssim, ssim_torch
+from splat.native import build
 
-native = pytest.importorskip("splat.render.native")
-if not native.native_available():
-    pytest.skip(f"native kernel unavailable: {native.native_status()}", allow_module_level=True)
+if not build.available():
+    pytest.skip(f"native kernel unavailable: {build.status()}", allow_module_level=True)
 
 
 def _images(shape, gen):

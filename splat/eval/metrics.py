@@ -90,8 +90,8 @@ def ssim(img: Tensor, gt: Tensor) -> Tensor:
     11x11 Gaussian window (sigma 1.5), C1 = 0.01^2, C2 = 0.03^2, statistics per colour channel
     with zero padding ('same' size, like F.conv2d(padding=5, groups=3)), then the mean of the
     SSIM map over channels and pixels. float32 CPU images take the native kernel
-    (cuda/ssim_cpu.cpp, ~5x faster forward+backward at 512x384) when it is built; everything
-    else, and a `gt` that needs a gradient, takes `ssim_torch`, its reference twin.
+    (splat/native/csrc/ssim_cpu.cpp, ~5x faster forward+backward at 512x384) when it is
+    built; everything else, and a `gt` that needs a gradient, takes `ssim_torch`, its reference twin.
     """
     _check_pair(img, gt)
     if _native_ssim_applies(img, gt):
@@ -123,9 +123,9 @@ def _native_ssim_applies(img: Tensor, gt: Tensor) -> bool:
         return False
     if gt.requires_grad:
         return False
-    from splat.render.native import native_available
+    from splat.native import build
 
-    return native_available()
+    return build.available()
 
 
 class _SSIMCPU(torch.autograd.Function):
@@ -133,7 +133,7 @@ class _SSIMCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, y: Tensor) -> Tensor:
-        from splat.render.native import load_native
+        from splat.native.build import load as load_native
 
         x, y = x.detach().contiguous(), y.detach().contiguous()
         window = gaussian_window(torch.float32)
@@ -143,7 +143,7 @@ class _SSIMCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        from splat.render.native import load_native
+        from splat.native.build import load as load_native
 
         x, y, stats, window = ctx.saved_tensors
         g = grad.detach().to(torch.float32).contiguous()

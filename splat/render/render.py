@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 
 from splat.errors import SplatError
+from splat.native import build as native_build
+from splat.native.ops import composite_cpu, project_cpu
 from splat.render.composite_torch import composite_torch
 from splat.render.project import project_gaussians
 from splat.render.sh import SH_C0, eval_sh
@@ -140,8 +142,6 @@ def _project_native(
     sh_degree: int,
     settings: RenderSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    from splat.render.project_cpu import project_cpu
-
     s = settings
     return project_cpu(
         gaussians, w2c, K, width, height, sh_degree,
@@ -149,33 +149,13 @@ def _project_native(
     )  # fmt: skip
 
 
-_NATIVE: dict[str, object] = {}
-
-
-def native_composite():
-    """The native kernel's composite_cpu (imported, and built, on first use); SplatError if unavailable."""
-    if "fn" not in _NATIVE:
-        try:
-            from splat.render.native import composite_cpu, load_native
-
-            load_native()
-        except Exception as e:  # missing module, failed build, missing compiler
-            _NATIVE["error"] = e
-            _NATIVE["fn"] = None
-        else:
-            _NATIVE["fn"] = composite_cpu
-            _NATIVE["project"] = _project_native
-    if _NATIVE["fn"] is None:
-        raise SplatError(
-            f"the native CPU rasterizer is unavailable ({_NATIVE['error']}); use backend='torch'"
-        )
-    return _NATIVE["fn"]
-
-
-def native_project():
-    """The native projection + SH (same extension as native_composite); SplatError if unavailable."""
-    native_composite()
-    return _NATIVE.get("project", project_torch)
+def native_backend():
+    """(project, composite) of the native CPU kernel (built on first use); SplatError if unavailable."""
+    try:
+        native_build.load()
+    except SplatError as e:
+        raise SplatError(f"the native CPU rasterizer is unavailable ({e}); use backend='torch'") from e
+    return _project_native, composite_cpu
 
 
 def _pick_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
@@ -185,13 +165,7 @@ def _pick_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str
         return backend
     if device.type == "cuda":
         return "cuda"
-    if dtype == torch.float32:
-        try:
-            native_composite()
-            return "cpu"
-        except SplatError:
-            pass
-    return "torch"
+    return "cpu" if dtype == torch.float32 and native_build.available() else "torch"
 
 
 def render(
@@ -228,7 +202,7 @@ def render(
     if chosen == "torch":
         project, composite = project_torch, composite_torch
     else:
-        project, composite = native_project(), native_composite()
+        project, composite = native_backend()
     means2d, conics, colors, opacities, depths, radii = project(
         gaussians, w2c, K, width, height, degree, settings
     )

@@ -26,11 +26,12 @@ stochastic rounding: an update of lr 1.25e-4 is smaller than half a bfloat16 ulp
 near 0.1, so round-to-nearest would discard most updates; stochastic rounding keeps them in
 expectation. float16 (10 mantissa bits) uses round-to-nearest.
 
-Implementation: float32 parameters on the CPU use the fused native kernel (cuda/adam_cpu.cpp: one
-pass over each parameter, rows in parallel) when it is built; everything else (CUDA, float16/bfloat16
-storage, `backend="torch"`) uses the PyTorch path below, which is also the kernel's reference twin
-(tests/test_adam_native.py). The PyTorch path uses index_select / index_copy_ when few Gaussians are
-visible and full-width passes with zero weights for invisible rows when most are (`index_below`).
+Implementation: float32 parameters on the CPU use the fused native kernel
+(splat/native/csrc/adam_cpu.cpp: one pass over each parameter, rows in parallel) when it is built;
+everything else (CUDA, float16/bfloat16 storage, `backend="torch"`) uses the PyTorch path below,
+which is also the kernel's reference twin (tests/test_adam_native.py). The PyTorch path uses
+index_select / index_copy_ when few Gaussians are visible and full-width passes with zero weights
+for invisible rows when most are (`index_below`).
 """
 
 from __future__ import annotations
@@ -259,10 +260,10 @@ def _native_module(backend: str):
     """The native extension when backend allows and it is built, else None (backend="native": raise)."""
     if backend == "torch":
         return None
-    from splat.render.native import load_native, native_available
+    from splat.native import build
 
-    if backend == "native" or native_available():
-        return load_native()
+    if backend == "native" or build.available():
+        return build.load()
     return None
 
 

@@ -53,15 +53,7 @@ def render_views(gaussians: Gaussians, cameras: Cameras, backend: str = "auto") 
 
 
 def fastest_cpu_backend() -> str:
-    """'cpu' when the native kernel builds, loads and renders, else the 'torch' reference (cached)."""
-    if "backend" not in _PROBE:
-        try:
-            g = random_gaussians(4, sh_degree=0)
-            render_views(g, arc_cameras(1, 8, 6), backend="cpu")
-            _PROBE["backend"] = "cpu"
-        except Exception:  # missing module, failed build, missing compiler
-            _PROBE["backend"] = "torch"
-    return _PROBE["backend"]
+    """'cpu' when the native kernel builds and loads, else the 'torch' reference."""
+    from splat.native import build
 
-
-_PROBE: dict[str, str] = {}
+    return "cpu" if build.available() else "torch"

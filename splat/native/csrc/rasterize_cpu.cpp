@@ -625,21 +625,23 @@ std::vector<torch::Tensor> backward(torch::Tensor g_image, torch::Tensor g_alpha
 
 }  // namespace
 
-void bind_project(pybind11::module& m);  // cuda/project_cpu.cpp
-void bind_adam(pybind11::module& m);     // cuda/adam_cpu.cpp
-void bind_ssim(pybind11::module& m);     // cuda/ssim_cpu.cpp
+void bind_project(pybind11::module& m);  // project_cpu.cpp
+void bind_adam(pybind11::module& m);     // adam_cpu.cpp
+void bind_ssim(pybind11::module& m);     // ssim_cpu.cpp
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "Tiled CPU compositing of screen-space Gaussians (docs/RASTER_CONTRACT.md)";
-  m.def("forward", &forward, "composite forward: image, alpha, depth, then saved state and timings");
+  m.doc() = "splat CPU kernels: compositing, projection + SH, visible-only Adam, SSIM (docs/RASTER_CONTRACT.md)";
+  m.def("composite_forward", &forward,
+        "composite forward: image, alpha, depth, then saved state and timings");
 #ifdef SPLAT_STATS
-  m.def("stats", []() {
+  m.def("composite_stats", []() {
     std::vector<int64_t> v;
     for (auto& x : g_stats) v.push_back(x.exchange(0));
     return v;
   });
 #endif
-  m.def("backward", &backward, "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
+  m.def("composite_backward", &backward,
+        "composite backward: grads of means2d, conics, colors, opacities, depths, bg");
   bind_project(m);
   bind_adam(m);
   bind_ssim(m);
