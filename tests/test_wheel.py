@@ -66,12 +66,13 @@ def installed(tmp_path_factory):
     return python, venv / "bin", work, env
 
 
-def test_the_installed_package_has_its_kernel_sources_and_shares_the_build(installed):
+def test_the_installed_package_has_its_data_files_and_shares_the_kernel_build(installed):
     python, _, work, env = installed
     code = "import splat, splat.native.build as b; print(splat.__file__, b.SOURCE_DIR, b.build_key())"
     module, sources, key = _run([str(python), "-c", code], work, env, 60).split()
     venv = python.parent.parent
     assert Path(module).is_relative_to(venv), f"imported {module}, not the installed package"
+    assert (Path(module).parent / "data" / "instantsplat_tnt.json").is_file()  # batch's reference table
     assert Path(sources).is_relative_to(venv)
     assert {p.name for p in Path(sources).iterdir()} >= set(build.SOURCES)
     assert key == build.build_key()  # the key names content: the checkout and the install share one build
