@@ -116,6 +116,49 @@ def test_two_views_cannot_be_verified():
     assert check.verdict == "low_confidence"
 
 
+def _two_groups(rng, ties: int, planar: bool):
+    """8 views on a 120 degree arc: views 0-3 share 300 points, views 4-7 another 300, and `ties` points
+    (on one plane, or spread through the volume) are seen by views 2, 3 (one group) and 4, 5 (the other)."""
+    K, w2c, _ = _scene(rng, views=8, arc_deg=120.0)
+    inner = rng.uniform(-1, 1, (600, 3)) * [1.5, 1.0, 1.5]
+    tie = rng.uniform(-1, 1, (ties, 3)) * [1.5, 1.0, 1.5]
+    if planar:
+        tie[:, 1] = 0.8  # the ground
+    X = np.concatenate([inner, tie])
+    seen = np.zeros((len(X), 8), bool)
+    seen[:300, :4] = True
+    seen[300:600, 4:] = True
+    seen[600:, [2, 3, 4, 5]] = True
+    return K, w2c, _tracks(K, w2c, X, seen, rng)
+
+
+def test_two_groups_tied_by_a_few_points_on_a_plane_are_low_confidence():
+    """Each group is re-posed from itself, so leave-one-out passes; the link between them rests on a
+    plane, whose matches can fit a wrong relative pose (garden: two groups joined 124 degrees wrong)."""
+    rng = np.random.default_rng()
+    K, w2c, tracks = _two_groups(rng, ties=30, planar=True)
+    check = verify_solution(tracks, K, w2c, np.ones(8, bool))
+    assert all(v.status == "pass" for v in check.views)
+    assert check.verdict == "low_confidence", check.reason
+    assert "by 30 points on one plane" in check.reason
+    assert check.reason.startswith(("view 0, view 1, view 2, view 3 ", "view 4, view 5, view 6, view 7 "))
+    (link,) = [k for k in check.links if k.status == "planar"]
+    assert {tuple(link.side_a), tuple(link.side_b)} == {
+        tuple(f"view {k}" for k in range(4)),
+        tuple(f"view {k}" for k in range(4, 8)),
+    }
+    assert check.to_json()["links"][0]["tie_tracks"] == 30
+
+
+@pytest.mark.parametrize("ties, planar", [(30, False), (150, True)])
+def test_two_groups_tied_by_points_in_depth_or_by_many_are_verified(ties, planar):
+    rng = np.random.default_rng()
+    K, w2c, tracks = _two_groups(rng, ties=ties, planar=planar)
+    check = verify_solution(tracks, K, w2c, np.ones(8, bool))
+    assert check.verdict == "verified", check.reason
+    assert [k.tie_tracks for k in check.links] == [ties]
+
+
 def _fake_run(wrong_view: int | None):
     """A pose method that returns the true cameras of a synthetic scene, one of them rotated 10 deg."""
     rng = np.random.default_rng(0)
