@@ -30,12 +30,7 @@ TRAIN = [f"frame_{i:03d}.jpg" for i in tnt_split(24, 12)[0]]
 TEST = ["frame_004.jpg", "frame_012.jpg", "frame_018.jpg"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

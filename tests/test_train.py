@@ -16,13 +16,7 @@ BACKEND = os.environ.get("SPLAT_TEST_TRAIN_BACKEND") or fastest_cpu_backend()
 FAST_LRS = {"means": 1e-3, "means_final": 1e-4, "sh_dc": 2e-2, "log_scales": 1e-2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is ~10x faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scene(n: int = 120, views: int = 4, seed: int | None = None):

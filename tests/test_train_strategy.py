@@ -15,12 +15,7 @@ from splat.train.synthetic import arc_cameras, fastest_cpu_backend, random_gauss
 BACKEND = os.environ.get("SPLAT_TEST_TRAIN_BACKEND") or fastest_cpu_backend()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def optimizer(n: int, log_scale: float = -5.0, opacity: float = 0.5) -> GaussianAdam:
