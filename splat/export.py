@@ -11,14 +11,12 @@
 | points          | RUN/export/points/         | cameras + the initial cloud (RUN/init.ply) as points3D   |
 | mesh            | RUN/export/mesh.ply        | TSDF fusion of rendered depths (Open3D)                  |
 
-Every file is written atomically.
+Every file is written atomically. Importing this module loads no torch (`splat --help` imports it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
 
 from splat.errors import InputError
 
@@ -58,6 +56,8 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, **options) 
 
         return write_model(out, cameras)
     if fmt == "mesh":
+        import torch
+
         from splat.compress.mesh import tsdf_mesh, write_mesh
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
