@@ -1,4 +1,4 @@
-"""User-facing errors: the CLI prints these as one line, never as a traceback."""
+"""User-facing errors and warnings: the CLI prints each as one line, never as a traceback."""
 
 
 class SplatError(Exception):
@@ -7,3 +7,7 @@ class SplatError(Exception):
 
 class InputError(SplatError):
     """Bad or missing input files (message names the file and what to do)."""
+
+
+class SplatWarning(UserWarning):
+    """Something the user should know that does not stop the command; printed as `splat: warning: ...`."""

@@ -11,6 +11,7 @@ Every stage writes its artifact into the run folder, so a run can be inspected, 
     RUN/splat.ply          trained Gaussians
     RUN/cameras/           COLMAP text model of the trained (refined) cameras
     RUN/metrics.json       per-stage wall times, counts, final training loss/PSNR
+    RUN/fit.log            every stage's messages, and what libraries print (pycolmap, OpenCV, warnings)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from splat.errors import InputError
 from splat.io.atomic import atomic_write_text
+from splat.logs import capture_library_output
 from splat.types import Cameras, Gaussians
 
 
@@ -334,32 +336,34 @@ def fit(
     _write_json(run / "config.json", {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve())})
     run_logger(run, "fit")(f"{'resume' if resume else 'start'}: {images_dir} -> {run}")
     clock = Stopwatch()
-    with clock("load"):
-        imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
-        keep = _select_views(imageset.names, cfg.views)
-        images = [imageset.images[i] for i in keep]
-        names = [imageset.names[i] for i in keep]
-        require_views(imageset, 2)
-    with clock("poses"):
-        priors = [imageset.focal_priors[i] for i in keep] if imageset.focal_priors else None
-        cameras = stage_poses(run, images, names, cfg, resume, progress, priors)
-    with clock("init"):
-        gaussians = stage_init(run, images, cameras, cfg, resume)
-    with clock("train"):
-        callbacks = on_train_start(gaussians, cameras, images) if on_train_start else []
-        result = train(
-            gaussians,
-            cameras,
-            images,
-            cfg.train_config(device),
-            callbacks=callbacks,
-            checkpoint_dir=run / "checkpoints",
-            resume=resume,
-            progress=progress,
-        )
-    with clock("export"):
-        write_ply(run / "splat.ply", result.gaussians)
-        write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))
+    # pycolmap/OpenCV output and library warnings go into fit.log, not the terminal
+    with capture_library_output(run / "fit.log"):
+        with clock("load"):
+            imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
+            keep = _select_views(imageset.names, cfg.views)
+            images = [imageset.images[i] for i in keep]
+            names = [imageset.names[i] for i in keep]
+            require_views(imageset, 2)
+        with clock("poses"):
+            priors = [imageset.focal_priors[i] for i in keep] if imageset.focal_priors else None
+            cameras = stage_poses(run, images, names, cfg, resume, progress, priors)
+        with clock("init"):
+            gaussians = stage_init(run, images, cameras, cfg, resume)
+        with clock("train"):
+            callbacks = on_train_start(gaussians, cameras, images) if on_train_start else []
+            result = train(
+                gaussians,
+                cameras,
+                images,
+                cfg.train_config(device),
+                callbacks=callbacks,
+                checkpoint_dir=run / "checkpoints",
+                resume=resume,
+                progress=progress,
+            )
+        with clock("export"):
+            write_ply(run / "splat.ply", result.gaussians)
+            write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))
     metrics = {
         "views": len(images),
         "names": names,

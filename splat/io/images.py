@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from splat.errors import InputError
+from splat.errors import InputError, SplatWarning
 from splat.io.exif import ORIENTATION, FocalPrior, focal_prior_or_reason
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-class UnreadableImageWarning(UserWarning):
+class UnreadableImageWarning(SplatWarning):
     """An image file in the folder could not be decoded and was skipped."""
 
 
