@@ -1,4 +1,7 @@
-"""The `splat` command: parses flags and calls the library. Errors print as one line."""
+"""The `splat` command: parses flags, checks them all (splat.checks), calls the library.
+
+Errors and warnings print as one line each: `splat: error: ...` (exit 2), `splat: warning: ...`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,17 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
+from splat import checks
+from splat.checks import count, counts, number, port
 from splat.errors import SplatError
+from splat.export import FORMATS
+from splat.logs import show_warning
 
 BUDGET = 80_000  # FitConfig.budget; repeated here so `splat --help` does not import torch (tested)
+BACKENDS = ["auto", "torch", "cpu", "cuda"]
 
 
 def _cmd_doctor(args: argparse.Namespace) -> None:
@@ -37,11 +46,11 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from splat.pipeline import FitConfig, fit, start_over
 
-    from splat.pipeline import FitConfig, fit
-
-    out = Path(args.out or f"runs/{Path(args.images).resolve().name}")
+    out = checks.fit_out(args)
+    if args.force and checks.is_run(out):
+        start_over(out)
     train = {k: v for k, v in {"steps": args.steps, "backend": args.backend}.items() if v is not None}
     cfg = FitConfig(
         max_side=args.max_side,
@@ -112,19 +121,13 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_batch(args: argparse.Namespace) -> None:
     from splat.batch import run_batch
 
-    if args.layout != "tnt":
-        raise SplatError(f"--layout {args.layout}: only the Tanks & Temples layout (tnt) is supported")
-    try:
-        views = [int(v) for v in args.views.split(",")]
-    except ValueError:
-        raise SplatError(f"--views {args.views!r}: give view counts like 3,6,12") from None
     fit = {"max_side": args.max_side, "poses": args.poses, "budget": args.budget, "device": args.device}
     fit["train"] = {"steps": args.steps} if args.steps else {}
     t0 = time.perf_counter()
     records = run_batch(
         args.root,
         args.out,
-        views,
+        args.views,
         fit=fit,
         scenes=args.scenes.split(",") if args.scenes else None,
         executor=args.executor,
@@ -152,7 +155,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from splat.export import export
 
     options = {"voxel": args.voxel, "backend": args.backend} if args.format == "mesh" else {}
-    out = export(args.run, args.format, args.out, **options)
+    out = export(args.run, args.format, args.out, **options)  # splat.checks refused an --out not ours
     size = sum(f.stat().st_size for f in ([out] if out.is_file() else out.rglob("*") if out.is_dir() else []))
     ply, ratio = Path(args.run) / "splat.ply", ""
     if args.format in ("ply-compressed", "splat", "spz", "quantized") and ply.is_file() and size:
@@ -167,8 +170,22 @@ def _cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {out} ({args.frames} frames)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, `splat: error: ...`, like every other error (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"splat: error: {message} (see {self.prog} --help)\n")
+
+
+STEPS = count(1, "give 1 or more training steps")
+SIDE = count(checks.MIN_SIDE, f"give {checks.MIN_SIDE} px or more (default 512)")
+REFINE = count(1, "give 1 or more alignment steps (default 300)")
+FORCE = "replace what is at the output path (a file or run not written by this command)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="splat", description="Photos in, a Gaussian splatting scene out.")
+    """The parser of every command; building it imports nothing heavy (`splat --help` loads no torch)."""
+    parser = _Parser(prog="splat", description="Photos in, a Gaussian splatting scene out.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="show torch, devices, native kernel, optional weights")
@@ -177,9 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="images in, a Gaussian splatting scene out")
     p.add_argument("images", help="folder of photos (JPEG/PNG)")
     p.add_argument("--out", help="run folder (default runs/<folder name>)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (interrupted or finished)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="start the run in --out over, or write into a non-empty folder"
+    )
     p.add_argument("--poses", default="auto", help="auto | sparse | colmap | given:DIR (COLMAP model)")
-    p.add_argument("--focal", type=float, help="focal length in pixels at the loaded size, if known")
+    p.add_argument(
+        "--focal",
+        type=number(0, fix="give the focal in pixels, > 0"),
+        help="focal length in pixels at the loaded size, if known",
+    )
     p.add_argument(
         "--no-exif", action="store_true", help="ignore the photos' EXIF focal and estimate it from the images"
     )
@@ -190,76 +216,102 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
     p.add_argument(
-        "--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET}; 0: no limit)"
+        "--budget",
+        type=count(0, "give 0 (no limit) or more Gaussians"),
+        default=BUDGET,
+        help=f"max initial Gaussians (default {BUDGET}; 0: no limit)",
     )
     p.add_argument("--budget-rule", default="random", choices=["random", "confidence", "voxel"])
     p.add_argument("--views", help="comma-separated image names to train on (others held out)")
-    p.add_argument("--steps", type=int, help="training steps")
-    p.add_argument("--max-side", type=int, default=512, help="downscale images to this longer side")
+    p.add_argument("--steps", type=STEPS, help="training steps")
+    p.add_argument("--max-side", type=SIDE, default=512, help="downscale images to this longer side")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda"], help="rasterizer backend")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=BACKENDS, help="rasterizer backend")
+    p.add_argument("--seed", type=count(0, "give 0 or more"), default=0)
     p.add_argument("--view", action="store_true", help="watch training live in the browser viewer")
     p.add_argument("--host", default="127.0.0.1", help="viewer address (with --view)")
-    p.add_argument("--port", type=int, default=8080, help="viewer port (with --view)")
+    p.add_argument("--port", type=port, default=8080, help="viewer port (with --view)")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")
     p.add_argument("run")
     p.add_argument("--gt", required=True, help="scene folder with images/ and sparse/0")
-    p.add_argument("--refine-steps", type=int, help="step cap of each test view's alignment (default 300)")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--refine-steps", type=REFINE, help="step cap of each test view's alignment (default 300)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("batch", help="reconstruct and score every scene of a benchmark folder")
     p.add_argument("root", help="folder of scenes, each <Scene>/images (+ sparse/0), Tanks & Temples layout")
     p.add_argument("--out", default="results", help="results folder (default results/)")
-    p.add_argument("--layout", default="tnt", help="benchmark layout (tnt)")
-    p.add_argument("--views", default="3,6,12", help="training-view counts, comma-separated")
+    p.add_argument("--layout", default="tnt", choices=["tnt"], help="benchmark layout (tnt)")
+    p.add_argument("--views", type=counts, default="3,6,12", help="training-view counts, comma-separated")
     p.add_argument("--scenes", help="only these scene folders, comma-separated")
     p.add_argument("--poses", default="auto", help="auto | sparse | colmap | gt (the scene's own model)")
-    p.add_argument("--steps", type=int, help="training steps per fit")
-    p.add_argument("--budget", type=int, default=BUDGET, help=f"max initial Gaussians (default {BUDGET})")
-    p.add_argument("--max-side", type=int, default=512)
-    p.add_argument("--refine-steps", type=int, help="step cap of each test view's alignment (default 300)")
+    p.add_argument("--steps", type=STEPS, help="training steps per fit")
+    p.add_argument(
+        "--budget",
+        type=count(0, "give 0 (no limit) or more Gaussians"),
+        default=BUDGET,
+        help=f"max initial Gaussians (default {BUDGET})",
+    )
+    p.add_argument("--max-side", type=SIDE, default=512)
+    p.add_argument("--refine-steps", type=REFINE, help="step cap of each test view's alignment (default 300)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--executor", default="local", choices=["local", "ray"])
-    p.add_argument("--jobs", type=int, default=1, help="local executor: worker processes")
+    p.add_argument("--jobs", type=count(1), default=1, help="local executor: worker processes")
     p.add_argument("--address", help="ray executor: cluster address (default: start a local Ray)")
-    p.add_argument("--cpus-per-job", type=int, help="ray executor: CPUs per task (default 1)")
-    p.add_argument("--gpus-per-job", type=float, default=0, help="ray executor: GPUs per task")
-    p.add_argument("--force", action="store_true", help="redo jobs that already finished")
+    p.add_argument("--cpus-per-job", type=count(1), help="ray executor: CPUs per task (default 1)")
+    p.add_argument(
+        "--gpus-per-job",
+        type=number(least=0, fix="give 0 or more"),
+        default=0,
+        help="ray executor: GPUs per task",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="redo jobs that already finished; write into a folder of other files",
+    )
     p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("info", help="load a scene folder and print its summary")
     p.add_argument("path")
-    p.add_argument("--max-side", type=int, default=None)
+    p.add_argument("--max-side", type=SIDE, default=None)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("view", help="open a run folder or .ply in the browser viewer")
     p.add_argument("path", help="run folder (splat.ply, cameras/) or a 3DGS .ply file")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
-    p.add_argument("--port", type=int, default=8080, help="port (the next free one if taken)")
+    p.add_argument("--port", type=port, default=8080, help="port (the next free one if taken)")
     p.set_defaults(func=_cmd_view)
-
-    from splat.export import FORMATS
 
     p = sub.add_parser("export", help="write a run as another splat format, COLMAP model, points or mesh")
     p.add_argument("run", help="a finished `splat fit` run folder")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", help="output path (default RUN/export/...)")
-    p.add_argument("--voxel", type=float, help="mesh: TSDF voxel (default: median rendered depth / 256)")
-    p.add_argument("--backend", default="auto", help="mesh: rasterizer backend")
+    p.add_argument("--force", action="store_true", help=FORCE)
+    p.add_argument(
+        "--voxel",
+        type=number(0, fix="give a voxel size > 0"),
+        help="mesh: TSDF voxel (default: median depth / 256)",
+    )
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="mesh: rasterizer backend")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("render", help="render a fly-through video of a run")
     p.add_argument("run", help="a finished `splat fit` run folder")
     p.add_argument("--path", default="orbit", choices=["orbit", "interpolate"], help="camera path")
-    p.add_argument("--video", help="output .mp4 (default RUN/<path>.mp4)")
-    p.add_argument("--frames", type=int, default=120)
-    p.add_argument("--fps", type=int, default=24)
-    p.add_argument("--scale", type=float, default=1.0, help="frame size relative to the cameras")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--video", help="output .mp4/.mkv/.mov (default RUN/<path>.mp4)")
+    p.add_argument("--force", action="store_true", help=FORCE)
+    p.add_argument("--frames", type=count(1, "give 1 or more frames"), default=120)
+    p.add_argument("--fps", type=count(1, "give 1 or more frames per second"), default=24)
+    p.add_argument(
+        "--scale",
+        type=number(0, fix="give a factor > 0, e.g. 0.5"),
+        default=1.0,
+        help="frame size relative to the cameras",
+    )
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.set_defaults(func=_cmd_render)
     return parser
 
@@ -273,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     ):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous, warnings.showwarning = warnings.showwarning, show_warning  # one line each
     try:
+        checks.check(args)  # every flag, before any work
         args.func(args)
     except SplatError as exc:
         print(f"splat: error: {exc}", file=sys.stderr)
@@ -281,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("splat: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
     return 0
 
 

@@ -384,6 +384,22 @@ def fit(
     return metrics
 
 
+RUN_ARTIFACTS = ("poses", "init.ply", "init_report.json", "checkpoints", "splat.ply", "cameras",
+                 "metrics.json", "eval.json", "eval_cameras")  # fmt: skip
+
+
+def start_over(run_dir: str | Path) -> None:
+    """Remove an earlier fit's artifacts from RUN (fit.log stays), so nothing of it is resumed or kept."""
+    import shutil
+
+    for name in RUN_ARTIFACTS:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def load_run(run_dir: str | Path) -> tuple[Gaussians, Cameras]:
     """The trained Gaussians and cameras of a finished run."""
     from splat.io.colmap import read_model
