@@ -444,9 +444,10 @@ def results_markdown(records: list[dict], reference: dict) -> str:
             lines.append(_row([f"**mean ({len(scored)} scored)**", *_our_cells(mean), *timing, *pub, ""]))
         matched = sorted(r["scene"] for r in rows if r["scene"].lower() in ref)
         lines += ["", _comparability(matched, bool(ref)), ""]
-    if source:
-        lines += [f"Published figures: {source.get('title', '')}, {source.get('url', '')} "
-                  f"({source.get('table', '')}). {source.get('note', '')}".strip(), ""]  # fmt: skip
+    if source:  # one line: the paper and its table; how the figures were copied stays in the data file
+        paper, table = source.get("title", "").split(":")[0], source.get("table", "").split(".")[0]
+        where = f"{paper} ({source.get('url', '')}), {table}"
+        lines += [f"Published figures: {where}; provenance in splat/data/{REFERENCE_FILE.name}.", ""]
     return "\n".join(lines)
 
 

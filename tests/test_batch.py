@@ -94,6 +94,16 @@ def test_results_table_means_the_scored_jobs_and_counts_their_views():
     assert "| **mean (2 scored)** | 21.00 | 0.500 | n/a | 1.00 | 22 / 2 |" in md
 
 
+def test_results_footer_cites_the_paper_in_one_line():
+    """The published figures' provenance note stays in the data file; the table cites paper and table."""
+    from splat.batch import load_reference, results_markdown
+
+    reference = load_reference()
+    footer = [line for line in results_markdown([], reference).splitlines() if line.startswith("Published")]
+    assert len(footer) == 1 and len(footer[0]) < 200 and reference["source"]["url"] in footer[0]
+    assert "Table 2" in footer[0] and reference["source"]["note"][:40] not in footer[0]
+
+
 def test_finished_jobs_are_skipped_unless_forced(bench_root, local_run):
     out, records = local_run
     job_file = Path(records[0]["run"]) / "job.json"
