@@ -27,7 +27,7 @@ test: setup
 
 demo: setup
 	# Photos in, scene out: poses, initial Gaussians and training from the 12 images alone.
-	$(BIN)/splat fit scenes/demo --out runs/demo
+	$(BIN)/splat fit scenes/demo --out runs/demo --force  # --force: a second `make demo` fits again
 
 bench: setup
 	$(BIN)/python scripts/bench_raster.py

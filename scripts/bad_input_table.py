@@ -38,7 +38,8 @@ def main() -> None:
                 message += f" (CHANGED OUTSIDE --out: {result.changed})"
             for path, short in ((sandbox, "{tmp}"), (run, "{run}"), (REPO, ".")):
                 message = message.replace(str(path), short)
-            print(f"| {case.name} | `splat {case.args}` | {result.code} | {message.replace('|', '/')} |")
+            command = case.args.replace(str(REPO) + "/", "")
+            print(f"| {case.name} | `splat {command}` | {result.code} | {message.replace('|', '/')} |")
 
 
 if __name__ == "__main__":

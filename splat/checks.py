@@ -239,15 +239,17 @@ def _check_cuda(a: argparse.Namespace) -> None:
 def _image_names(folder: str, what: str, at_least: int = 2, subfolder: bool = False) -> list[str]:
     """The image file names of a photo folder (or of its images/ when `subfolder`); at least `at_least`."""
     path = Path(folder)
-    if subfolder and (path / "images").is_dir():
-        path = path / "images"
+    for inner in ("images", "24_views/images") if subfolder else ():  # a COLMAP or Tanks & Temples scene
+        if (path / inner).is_dir():
+            path = path / inner
+            break
     if not path.is_dir():
         kind = "is a file" if path.exists() else "does not exist"
         raise InputError(f"{what} {folder} {kind}; give a folder of photos (JPEG/PNG)")
     names = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if len(names) < at_least:
         raise InputError(
-            f"{what} {folder}: {len(names)} .jpg/.png photos, need at least {at_least}; "
+            f"{what} {folder}: {len(names)} photo(s) (.jpg/.png), need at least {at_least}; "
             "put the photos of the scene in it"
         )
     return names

@@ -178,7 +178,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 STEPS = count(1, "give 1 or more training steps")
-SIDE = count(checks.MIN_SIDE, f"give {checks.MIN_SIDE} px or more (default 512)")
+SIDE = count(checks.MIN_SIDE, f"give {checks.MIN_SIDE} px or more")
 REFINE = count(1, "give 1 or more alignment steps (default 300)")
 FORCE = "replace what is at the output path (a file or run not written by this command)"
 

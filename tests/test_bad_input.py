@@ -81,7 +81,7 @@ CASES = [
     # fit: input folders
     Case("fit IMAGES missing", "fit {tmp}/nowhere --out out", says="does not exist"),
     Case("fit IMAGES is a file", "fit {tmp}/notes.txt --out out", says="is a file"),
-    Case("fit IMAGES empty", "fit {tmp}/empty --out out", says="0 .jpg/.png"),
+    Case("fit IMAGES empty", "fit {tmp}/empty --out out", says="0 photo(s)"),
     Case("fit IMAGES one photo", "fit {tmp}/one --out out", setup="one_photo", says="at least 2"),
     # fit: output locations
     Case("fit --out is a file", "fit {images} --out notes.txt", says="is a file"),
