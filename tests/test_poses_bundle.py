@@ -55,3 +55,21 @@ def test_normalize_scale_gauge():
     c = -(w2c_n[:, :3, :3].transpose(1, 2) @ w2c_n[:, :3, 3:])[..., 0]
     assert torch.allclose(w2c_n[2], torch.eye(4, dtype=w2c.dtype), atol=1e-9)
     assert abs(float((c - c.mean(0)).norm(dim=-1).mean()) - 1) < 1e-9
+
+
+def test_radial_bundle_adjustment_recovers_focal_and_k1():
+    """Observations of a SIMPLE_RADIAL camera (k1 < 0: barrel, as compact-camera photos): with k1 free the
+    focal and k1 come back from a 3 % focal error; the pinhole model is left with larger residuals."""
+    dt = torch.float64
+    f_true, k1_true = 450.0, -0.2 - 0.1 * float(np.random.rand())
+    w2c, pp, pts, obs = _problem(f=f_true)
+    obs.uv = project(w2c, torch.tensor(f_true, dtype=dt), pp, pts, obs, k1_true)[0]
+    obs.uv = obs.uv + 0.3 * torch.randn_like(obs.uv)
+    radial = bundle_adjust(w2c, 1.03 * f_true, pp, pts, obs, radial=True)
+    pinhole = bundle_adjust(w2c, 1.03 * f_true, pp, pts, obs)
+    assert abs(radial.focal / f_true - 1) < 0.005 and abs(radial.k1 - k1_true) < 0.01
+    assert (
+        float(radial.residuals.median()) < 0.5
+        and radial.residuals.median() < 0.8 * pinhole.residuals.median()
+    )
+    assert pinhole.k1 == 0.0

@@ -8,6 +8,7 @@ import torch
 
 from splat.errors import InputError
 from splat.poses import estimate_poses
+from splat.poses.bundle import Observations, bundle_adjust
 from splat.poses.tracks import Tracks
 from splat.poses.verify import verify_solution
 
@@ -68,6 +69,7 @@ def test_a_right_solution_is_verified():
     check = verify_solution(tracks, K, w2c, np.ones(len(w2c), bool))
     assert check.verdict == "verified", check.reason
     assert all(v.status == "pass" and v.rotation_deg < 0.5 for v in check.views)
+    assert check.distortion.status == "ok" and abs(check.distortion.k1) < 0.01
 
 
 @pytest.mark.parametrize("deg", [6.0, 15.0])
@@ -157,6 +159,43 @@ def test_two_groups_tied_by_points_in_depth_or_by_many_are_verified(ties, planar
     check = verify_solution(tracks, K, w2c, np.ones(8, bool))
     assert check.verdict == "verified", check.reason
     assert [k.tie_tracks for k in check.links] == [ties]
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e-4])
+def test_views_from_one_spot_fail(shift):
+    """Copies of one photo (or a camera turning in place): every view 'agrees', but nothing has depth."""
+    rng = np.random.default_rng()
+    K, w2c, X = _scene(rng, views=4)
+    same = np.repeat(w2c[:1], 4, axis=0)
+    same[:, :3, 3] += shift * rng.normal(size=(4, 3))
+    tracks = _tracks(K, same, X, np.ones((len(X), 4), bool), rng, noise_px=0.1)
+    check = verify_solution(tracks, K, same, np.ones(4, bool))
+    assert check.verdict == "failed" and "from one spot" in check.reason, check.reason
+
+
+def test_lens_distortion_makes_pinhole_cameras_low_confidence():
+    """Barrel-distorted observations (k1 -0.15, ~7 px at the edges of the points' spread), solved as
+    pinholes the way the solvers do: every view re-poses, but the distortion is found and said."""
+    rng = np.random.default_rng()
+    K, w2c, X = _scene(rng, views=6)
+    tracks = _tracks(K, w2c, X, np.ones((len(X), len(w2c)), bool), rng, noise_px=0.0)
+    xy = (tracks.uv - K[0, :2, 2]) / F
+    k1 = -0.15
+    tracks.uv = K[0, :2, 2] + F * (1 + k1 * (xy**2).sum(1, keepdims=True)) * xy + rng.normal(0, 0.3, xy.shape)
+    obs = Observations(
+        torch.from_numpy(tracks.view), torch.from_numpy(tracks.track), torch.from_numpy(tracks.uv)
+    )
+    fit = bundle_adjust(torch.from_numpy(w2c), F, torch.from_numpy(K[:, :2, 2]), torch.from_numpy(X), obs)
+    K_fit = K.copy()
+    K_fit[:, 0, 0] = K_fit[:, 1, 1] = fit.focal
+    for focal_known in (False, True):
+        check = verify_solution(
+            tracks, K_fit, fit.w2c.numpy(), np.ones(len(w2c), bool), focal_known=focal_known
+        )
+        assert check.verdict == "low_confidence", check.reason
+        assert "lens distortion" in check.reason and ("--focal" in check.reason) != focal_known
+        assert check.distortion.status == "distorted" and abs(check.distortion.k1 - k1) < 0.02
+        assert check.to_json()["distortion"]["corner_px"] > 3
 
 
 def _fake_run(wrong_view: int | None):

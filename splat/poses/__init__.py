@@ -74,11 +74,11 @@ def _run(method: str, images, names, focal, log):
     return out, time.perf_counter() - t0
 
 
-def _verify(out, names, log) -> Verification:
+def _verify(out, names, log, focal_known: bool) -> Verification:
     K, w2c, reg, *_, tracks = out
     if tracks is None:
         return Verification("failed", "this method returned no feature tracks to verify its cameras with")
-    v = verify_solution(tracks, K, w2c, reg, names)
+    v = verify_solution(tracks, K, w2c, reg, names, focal_known=focal_known)
     log(f"verification: {v.verdict}: {v.reason}")
     return v
 
@@ -131,7 +131,7 @@ def estimate_poses(
     best = first
     complete = tried[first] is not None and tried[first][0][2].all()
     if complete:
-        checks[first] = _verify(tried[first][0], names, log)
+        checks[first] = _verify(tried[first][0], names, log, focal is not None)
     if method == "auto" and (not complete or checks[first].verdict == "failed"):
         other = "colmap" if first == "sparse" else "sparse"
         n_first = 0 if tried[first] is None else int(tried[first][0][2].sum())
@@ -143,7 +143,7 @@ def estimate_poses(
             tried[other] = _run(other, images, names, focal, log)
             n_other = int(tried[other][0][2].sum())
             if n_other == V:
-                checks[other] = _verify(tried[other][0], names, log)
+                checks[other] = _verify(tried[other][0], names, log, focal is not None)
             if complete and checks.get(other) and checks[other].verdict != "failed":
                 best, reason = other, f"{other}: the {first} solution failed its verification"
             elif not complete and n_other > n_first:
