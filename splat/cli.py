@@ -158,7 +158,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     out = export(args.run, args.format, args.out, **options)  # splat.checks refused an --out not ours
     size = sum(f.stat().st_size for f in ([out] if out.is_file() else out.rglob("*") if out.is_dir() else []))
     ply, ratio = Path(args.run) / "splat.ply", ""
-    if args.format in ("ply-compressed", "splat", "spz", "quantized") and ply.is_file() and size:
+    compressed = ("ply-compressed", "splat", "spz", "sog", "glb", "quantized")
+    if args.format in compressed and ply.is_file() and size:
         ratio = f", {ply.stat().st_size / size:.1f}x smaller than splat.ply"
     print(f"wrote {out} ({size / 1e6:.2f} MB{ratio})")
 

@@ -5,7 +5,9 @@
 | ply             | RUN/export/splat.ply       | standard 3DGS .ply                                       |
 | ply-compressed  | RUN/export/splat.compressed.ply | SuperSplat / PlayCanvas compressed .ply             |
 | splat           | RUN/export/splat.splat     | antimatter15 .splat (32 bytes per Gaussian, no SH rest)  |
-| spz             | RUN/export/splat.spz       | Niantic SPZ v3                                           |
+| spz             | RUN/export/splat.spz       | Niantic SPZ v4 (zstd streams; v2-v4 read)                |
+| sog             | RUN/export/splat.sog       | PlayCanvas SOG v2 (WebP textures in a zip; SuperSplat)   |
+| glb             | RUN/export/splat.glb       | glTF binary with Khronos KHR_gaussian_splatting (float)  |
 | quantized       | RUN/export/splat.splatq    | our quantized container (splat.compress.quantize)        |
 | colmap          | RUN/export/colmap/         | the optimised cameras as a COLMAP text model             |
 | points          | RUN/export/points/         | cameras + the initial cloud (RUN/init.ply) as points3D   |
@@ -25,6 +27,8 @@ DEFAULT_NAMES = {
     "ply-compressed": "splat.compressed.ply",
     "splat": "splat.splat",
     "spz": "splat.spz",
+    "sog": "splat.sog",
+    "glb": "splat.glb",
     "quantized": "splat.splatq",
     "colmap": "colmap",
     "points": "points",
@@ -67,7 +71,7 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, **options) 
 
 
 def write_gaussians(out: str | Path, gaussians, fmt: str, **options) -> Path:
-    """Write Gaussians in one of the splat file formats (ply, ply-compressed, splat, spz, quantized)."""
+    """Write Gaussians in a splat file format: ply, ply-compressed, splat, spz, sog, glb or quantized."""
     if fmt == "ply":
         from splat.io.ply import write_ply
 
@@ -84,12 +88,20 @@ def write_gaussians(out: str | Path, gaussians, fmt: str, **options) -> Path:
         from splat.compress.spz import write_spz
 
         return write_spz(out, gaussians)
+    if fmt == "sog":
+        from splat.compress.sog import write_sog
+
+        return write_sog(out, gaussians)
+    if fmt == "glb":
+        from splat.compress.gltf import write_glb
+
+        return write_glb(out, gaussians)
     if fmt == "quantized":
         from splat.compress.quantize import QuantizeConfig, write_quantized
 
         return write_quantized(out, gaussians, options.get("config") or QuantizeConfig())
     raise InputError(
-        f"{fmt!r} is not a Gaussian file format; use ply, ply-compressed, splat, spz or quantized"
+        f"{fmt!r} is not a Gaussian file format; use ply, ply-compressed, splat, spz, sog, glb or quantized"
     )
 
 
@@ -104,11 +116,15 @@ def read_gaussians(path: str | Path):
         from splat.compress.dotsplat import read_splat as reader
     elif name.endswith(".spz"):
         from splat.compress.spz import read_spz as reader
+    elif name.endswith(".sog") or name.endswith("meta.json"):
+        from splat.compress.sog import read_sog as reader
+    elif name.endswith(".glb"):
+        from splat.compress.gltf import read_glb as reader
     elif name.endswith(".splatq"):
         from splat.compress.quantize import read_quantized as reader
     else:
         raise InputError(
-            f"{path}: unknown splat file type; use .ply, .compressed.ply, .splat, .spz or .splatq"
+            f"{path}: unknown splat file type; use .ply, .compressed.ply, .splat, .spz, .sog, .glb or .splatq"
         )
     return reader(path)
 

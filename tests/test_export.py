@@ -42,7 +42,7 @@ def test_every_gaussian_format_exports_and_reads_back(run_dir):
     from splat.io.ply import read_ply
 
     g = read_ply(run_dir / "splat.ply")
-    for fmt in ("ply", "ply-compressed", "splat", "spz", "quantized"):
+    for fmt in ("ply", "ply-compressed", "splat", "spz", "sog", "glb", "quantized"):
         path = export(run_dir, fmt)
         assert path.parent == run_dir / "export" and path.exists()
         back = read_gaussians(path)
@@ -50,7 +50,9 @@ def test_every_gaussian_format_exports_and_reads_back(run_dir):
         # Same set of centres, whatever the order each format stores them in.
         a, b = np.sort(g.means.numpy(), 0), np.sort(back.means.numpy(), 0)
         assert np.abs(a - b).max() < 0.02 * np.abs(a).max(), fmt
-    assert set(FORMATS) == {"ply", "ply-compressed", "splat", "spz", "quantized", "colmap", "points", "mesh"}
+    assert set(FORMATS) == {
+        *("ply", "ply-compressed", "splat", "spz", "sog", "glb", "quantized", "colmap", "points", "mesh")
+    }
 
 
 def test_colmap_and_points_exports(run_dir, tmp_path):
