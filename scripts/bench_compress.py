@@ -19,6 +19,9 @@ Measured on the 2-core dev machine (defaults; PSNR vs orig / vs GT in dB), 2026-
   statues: quantized 11.6x, 25.48 -> 25.46; still_life: quantized 10.1x, 26.57 -> 26.51.
 - synthetic, 100k Gaussians, SH 3 with strong view dependence: spz 10.3x 37.4;
   quantized 10.4x 40.9; quantized[vq] 12.9x 39.3.
+2026-12-06, garden 12-view fit (79.2k Gaussians; original 24.57 vs GT), same command (B/G, dB):
+  spz (v4) 16.5 B/G 37.33 / 24.38 (v3 16.7); sog 14.5 B/G 43.39 / 24.52 (encode 16 s);
+  glb 240 B/G 141 / 24.57 (float32); quantized 23.2 B/G 43.88 / 24.52.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ import torch
 from splat.compress.compressed_ply import read_compressed_ply, write_compressed_ply
 from splat.compress.dotsplat import read_splat, write_splat
 from splat.compress.flythrough import look_at
+from splat.compress.gltf import read_glb, write_glb
 from splat.compress.quantize import QuantizeConfig, read_quantized, write_quantized
+from splat.compress.sog import read_sog, write_sog
 from splat.compress.spz import read_spz, write_spz
 from splat.eval.metrics import psnr
 from splat.io.ply import read_ply, write_ply
@@ -128,7 +133,10 @@ def formats(variants: list[str]) -> list[tuple[str, str, object, object]]:
         ("ply", ".ply", write_ply, read_ply),
         ("ply-compressed", ".compressed.ply", write_compressed_ply, read_compressed_ply),
         ("splat", ".splat", write_splat, read_splat),
-        ("spz", ".spz", write_spz, read_spz),
+        ("spz", ".spz", write_spz, read_spz),  # version 4
+        ("spz[v3]", ".spz", lambda p, g: write_spz(p, g, version=3), read_spz),
+        ("sog", ".sog", write_sog, read_sog),
+        ("glb", ".glb", write_glb, read_glb),
     ]
     for name in variants:
         cfg = dataclasses.replace(QuantizeConfig(), **VARIANTS[name])
