@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from splat.errors import SplatError
+from splat.errors import SplatError, SplatWarning
 from splat.train import TrainConfig, TrainingDiverged, checkpoint_gaussians, load_checkpoint, train
 from splat.train.losses import photometric_loss
 from splat.train.synthetic import arc_cameras, fastest_cpu_backend, random_gaussians, render_views
@@ -165,3 +165,38 @@ def test_resolution_schedule_trains_coarse_steps_at_reduced_size(monkeypatch):
     # 128 / 4 = 32 px is under the 64 px floor, so that level falls back to full size
     assert widths[:5] == [128] * 5 and widths[5:10] == [64] * 5 and widths[10:20] == [128] * 10
     assert torch.equal(result.cameras.K, cams.K) and result.final_psnr > 25  # the full-size scene still fits
+
+
+@pytest.mark.parametrize("broken", ["newest", "both"])
+def test_an_unreadable_checkpoint_is_skipped_with_a_warning(tmp_path, broken, monkeypatch):
+    """A checkpoint cut short (a disk that filled up, a copy interrupted) is not loaded: resume takes the
+    one before it, or starts over when none is readable, says so, and ends as the uninterrupted run."""
+    import splat.train.trainer as trainer
+
+    init, cams, images = scene()
+    cfg = config(steps=10, checkpoint_every=3)
+    full = train(init, cams, images, cfg, progress=False)
+
+    def stop(report):
+        if report.step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(init, cams, images, cfg, callbacks=[stop], checkpoint_dir=tmp_path, progress=False)
+    newest, previous = tmp_path / "checkpoint.pt", tmp_path / "checkpoint.prev.pt"
+    assert load_checkpoint(newest)["step"] == 7 and load_checkpoint(previous)["step"] == 6
+    for path in [newest] + ([previous] if broken == "both" else []):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    restored = []
+    restore = trainer._restore
+    monkeypatch.setattr(
+        trainer, "_restore", lambda run, ck, dev: (restored.append(ck["step"]), restore(run, ck, dev))
+    )
+    with pytest.warns(SplatWarning) as caught:
+        resumed = train(init, cams, images, cfg, checkpoint_dir=tmp_path, resume=True, progress=False)
+    messages = [str(w.message) for w in caught]
+    assert any(str(newest) in m and "unreadable" in m for m in messages)
+    assert restored == ([] if broken == "both" else [6])
+    assert any("starts over" in m for m in messages) == (broken == "both")
+    assert resumed.steps == 10 and resumed.final_loss == pytest.approx(full.final_loss, rel=1e-5)
+    assert load_checkpoint(newest)["step"] == 10  # a readable checkpoint again

@@ -11,11 +11,13 @@ where an interrupted run stopped: with the same seed it reproduces the uninterru
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from splat.errors import SplatError
+from splat.errors import SplatError, SplatWarning
 from splat.io.atomic import atomic_path
 from splat.train.adam import GaussianAdam
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
@@ -34,6 +36,7 @@ from splat.train.strategy import ClassicADC, NoDensify, StrategyInfo, make_strat
 from splat.types import Cameras, Gaussians
 
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"  # the one before, kept in case the newest is unreadable
 SH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -306,7 +309,8 @@ def train(
         progress: show a rich progress bar (default: when stderr is a terminal).
         checkpoint_dir: folder for checkpoint.pt (written every cfg.checkpoint_every steps, at the
             end, on Ctrl-C and on divergence).
-        resume: continue from checkpoint_dir/checkpoint.pt when it exists.
+        resume: continue from checkpoint_dir/checkpoint.pt when it exists (an unreadable one is skipped
+            with a warning for the one before it, checkpoint.prev.pt; neither readable: from the start).
 
     Returns:
         TrainResult (Gaussians and cameras on the training device; cameras keep their dtype and
@@ -323,8 +327,9 @@ def train(
     run = _setup(gaussians, cams, cfg, device)
     levels = resolution_levels(cams, targets, [k for _, k in cfg.resolution_schedule], min_side=64)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    if resume and ckpt is not None and ckpt.exists():
-        _restore(run, load_checkpoint(ckpt), device)
+    state = _readable_checkpoint(ckpt) if resume and ckpt is not None else None
+    if state is not None:
+        _restore(run, state, device)
     show = sys.stderr.isatty() if progress is None else progress
     tick = time.perf_counter()
     try:
@@ -384,11 +389,36 @@ def _checkpoint(run: _Run, cfg: TrainConfig) -> dict:
 
 
 def _save(run: _Run, cfg: TrainConfig, path: Path) -> Path:
-    """Atomic torch.save of the run (temp file in the same folder, then os.replace)."""
+    """Atomic torch.save of the run (temp file in the same folder, then os.replace); the checkpoint it
+    replaces becomes PREVIOUS_CHECKPOINT_NAME. Killed at any point, one complete checkpoint is left."""
     data = _checkpoint(run, cfg)
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS_CHECKPOINT_NAME))
     return path
+
+
+def _readable_checkpoint(path: Path) -> dict | None:
+    """The newest checkpoint at `path` (then its previous one) that loads and holds a training state;
+    each unreadable one is skipped with a SplatWarning naming it. None: nothing to resume from."""
+    skipped = []
+    for candidate in (path, path.with_name(PREVIOUS_CHECKPOINT_NAME)):
+        if not candidate.exists():
+            continue
+        try:
+            state = load_checkpoint(candidate)
+            missing = {"step", "params", "optimizer", "generator"} - set(state)
+            if missing:
+                raise ValueError(f"no {', '.join(sorted(missing))}")
+            return state
+        except Exception as e:  # noqa: BLE001 - truncated, corrupted or foreign: skipped, said
+            why = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+            skipped.append(candidate)
+            warnings.warn(f"checkpoint {candidate} is unreadable ({why}); skipped", SplatWarning, 2)
+    if skipped:
+        warnings.warn(f"no readable checkpoint in {path.parent}: training starts over", SplatWarning, 2)
+    return None
 
 
 def load_checkpoint(path: str | Path) -> dict:
