@@ -173,6 +173,30 @@ def test_views_from_one_spot_fail(shift):
     assert check.verdict == "failed" and "from one spot" in check.reason, check.reason
 
 
+def test_an_estimated_focal_the_multi_view_points_disagree_with_is_low_confidence():
+    """A solver biased to a focal 3 % long (as two-view matches sliding along epipolar lines make it): the
+    poses fit that focal, every view re-poses, but the points seen in 3+ views alone bring it back."""
+    rng = np.random.default_rng()
+    K, w2c, X = _scene(rng, views=5)
+    tracks = _tracks(K, w2c, X, np.ones((len(X), len(w2c)), bool), rng)
+    obs = Observations(
+        torch.from_numpy(tracks.view), torch.from_numpy(tracks.track), torch.from_numpy(tracks.uv)
+    )
+    biased = bundle_adjust(
+        torch.from_numpy(w2c), 1.03 * F, torch.from_numpy(K[:, :2, 2]), torch.from_numpy(X), obs,
+        optimize_focal=False,
+    )  # fmt: skip
+    K_b = K.copy()
+    K_b[:, 0, 0] = K_b[:, 1, 1] = 1.03 * F
+    reg = np.ones(len(w2c), bool)
+    check = verify_solution(tracks, K_b, biased.w2c.numpy(), reg)
+    assert check.verdict == "low_confidence" and "focal is uncertain" in check.reason, check.reason
+    assert check.focal.status == "uncertain" and abs(check.focal.focal_multiview_px / F - 1) < 0.005
+    assert verify_solution(tracks, K_b, biased.w2c.numpy(), reg, focal_known=True).verdict == "verified"
+    right = verify_solution(tracks, K, w2c, reg)
+    assert right.verdict == "verified" and right.focal.status == "ok", right.reason
+
+
 def test_lens_distortion_makes_pinhole_cameras_low_confidence():
     """Barrel-distorted observations (k1 -0.15, ~7 px at the edges of the points' spread), solved as
     pinholes the way the solvers do: every view re-poses, but the distortion is found and said."""
