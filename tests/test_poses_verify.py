@@ -191,7 +191,7 @@ def test_an_estimated_focal_the_multi_view_points_disagree_with_is_low_confidenc
     reg = np.ones(len(w2c), bool)
     check = verify_solution(tracks, K_b, biased.w2c.numpy(), reg)
     assert check.verdict == "low_confidence" and "focal is uncertain" in check.reason, check.reason
-    assert check.focal.status == "uncertain" and abs(check.focal.focal_multiview_px / F - 1) < 0.005
+    assert check.focal.status == "uncertain" and abs(check.focal.focal_other_px / F - 1) < 0.005
     assert verify_solution(tracks, K_b, biased.w2c.numpy(), reg, focal_known=True).verdict == "verified"
     right = verify_solution(tracks, K, w2c, reg)
     assert right.verdict == "verified" and right.focal.status == "ok", right.reason

@@ -75,10 +75,12 @@ def _run(method: str, images, names, focal, log):
 
 
 def _verify(out, names, log, focal_known: bool) -> Verification:
-    K, w2c, reg, *_, tracks = out
+    K, w2c, reg, _, _, diag, tracks = out
     if tracks is None:
         return Verification("failed", "this method returned no feature tracks to verify its cameras with")
-    v = verify_solution(tracks, K, w2c, reg, names, focal_known=focal_known)
+    multiview = diag.get("focal_multiview") or {}
+    all_tracks = multiview.get("focal_all_px") if multiview.get("used") else None
+    v = verify_solution(tracks, K, w2c, reg, names, focal_known=focal_known, focal_all_tracks=all_tracks)
     log(f"verification: {v.verdict}: {v.reason}")
     return v
 

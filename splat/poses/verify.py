@@ -38,9 +38,10 @@ the pinhole focal 5.7 % off; POV-Ray renders: under 1.2 px and no gain.)
 
 Focal (`focal_check`, an estimated focal only): a two-view observation fits anywhere along its epipolar line,
 so wrong matches on repeated texture that slide along it pull the focal where they fit best; a point seen in
-three or more views is pinned. When those points alone (adjusted again, poses free) put the focal more than
-`focal_agreement` away, it is 'low_confidence'. (demo, 6 views at 480 px: all tracks +2.8 %, 3+ views +1.3 %,
-truth 0; garden, 10 right 5- and 8-view solutions: 0.0-0.5 % apart.)
+three or more views is pinned. The sparse solver takes its focal from those points and reports what all its
+tracks gave; other solutions are adjusted again on those points alone. When the two estimates are more than
+`focal_agreement` apart, the focal is 'low_confidence'. (demo, 6 views at 480 px: all tracks +2.8 %, 3+
+views +1.3 %; garden, right 4- to 8-view solutions: at most 0.5-0.6 % apart.)
 """
 
 from __future__ import annotations
@@ -122,12 +123,12 @@ class DistortionCheck:
 
 @dataclass
 class FocalCheck:
-    """An estimated focal against the one the tracks seen in three or more views give alone."""
+    """An estimated focal against a second estimate from the same matches."""
 
-    focal_px: float  # the solution's (all its tracks)
-    focal_multiview_px: float | None  # tracks seen in 3+ views only
-    multiview_observations: int
-    disagreement: float | None  # focal_multiview / focal - 1
+    focal_px: float  # the solution's
+    focal_other_px: float | None  # the second estimate: all tracks, or the 3+-view tracks alone
+    observations: int  # behind the second estimate
+    disagreement: float | None  # focal_other / focal - 1
     status: str  # ok | uncertain | unchecked (too few tracks in 3+ views)
 
 
@@ -394,19 +395,29 @@ def distortion_check(
 
 
 def focal_check(
-    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: VerifyConfig, focal_all: float
+    tracks: Tracks,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    reg: np.ndarray,
+    cfg: VerifyConfig,
+    focal: float,
+    focal_all_tracks: float | None = None,
 ) -> FocalCheck:
-    """The focal the tracks seen in three or more views alone give, against the solution's `focal_all`
-    (see the module docstring)."""
+    """The solution's `focal` against a second estimate from the same matches (see the module docstring):
+    `focal_all_tracks` when the solver took its focal from the 3+-view points and says what all its tracks
+    gave, else the focal the tracks seen in three or more views give when adjusted again alone."""
     from splat.poses.bundle import bundle_adjust
 
-    args = _adjustable(tracks, K, w2c, reg, cfg, 3)
-    if args is None:
-        return FocalCheck(focal_all, None, 0, None, "unchecked")
-    multi = bundle_adjust(*args, iters=15)
-    spread = multi.focal / focal_all - 1
+    if focal_all_tracks is not None:
+        other, n = float(focal_all_tracks), len(tracks.view)
+    else:
+        args = _adjustable(tracks, K, w2c, reg, cfg, 3)
+        if args is None:
+            return FocalCheck(focal, None, 0, None, "unchecked")
+        other, n = bundle_adjust(*args, iters=15).focal, len(args[4])
+    spread = other / focal - 1
     status = "uncertain" if abs(spread) > cfg.focal_agreement else "ok"
-    return FocalCheck(focal_all, multi.focal, len(args[4]), spread, status)
+    return FocalCheck(focal, other, n, spread, status)
 
 
 def verify_solution(
@@ -417,6 +428,7 @@ def verify_solution(
     names: list[str] | None = None,
     cfg: VerifyConfig | None = None,
     focal_known: bool = False,
+    focal_all_tracks: float | None = None,
 ) -> Verification:
     """Leave-one-out check of every registered view, its weakest links and lens distortion (see the
     module docstring).
@@ -425,6 +437,8 @@ def verify_solution(
         tracks: the solution's inlier feature tracks (observations in pixels, COLMAP convention).
         K: (V,3,3) intrinsics; w2c: (V,4,4) world-to-camera; reg: (V,) registered views.
         focal_known: the focal was given (EXIF, --focal), not estimated: said in the distortion reason.
+        focal_all_tracks: the focal all the solver's tracks gave, when it took its focal from the points seen
+            in three or more views (the sparse solver says so in its diagnostics).
     """
     cfg = cfg or VerifyConfig()
     V = len(reg)
@@ -465,7 +479,9 @@ def verify_solution(
     links = weak_links(tracks, K, w2c, reg, names, cfg) if len(views) <= cfg.link_max_views else []
     planar = [link for link in links if link.status == "planar"]
     lens = distortion_check(tracks, K, w2c, reg, cfg)
-    focal = None if focal_known else focal_check(tracks, K, w2c, reg, cfg, float(K[views[0], 0, 0]))
+    focal = None
+    if not focal_known:
+        focal = focal_check(tracks, K, w2c, reg, cfg, float(K[views[0], 0, 0]), focal_all_tracks)
     concerns = []
     if weak:
         concerns.append("only weakly confirmed by the other views: " + ", ".join(c.name for c in weak[:6]))
@@ -490,9 +506,9 @@ def verify_solution(
         )
     if focal is not None and focal.status == "uncertain" and not (lens and lens.status == "distorted"):
         concerns.append(
-            f"the estimated focal is uncertain: the points seen in three or more views alone put it "
-            f"{100 * focal.disagreement:+.1f} % away (two-view matches, e.g. on repeated texture, can slide "
-            "along their epipolar lines); give the focal (--focal, or photos with EXIF)"
+            f"the estimated focal is uncertain: all the matches and the points seen in three or more views "
+            f"alone put it {abs(100 * focal.disagreement):.1f} % apart (two-view matches, e.g. on repeated "
+            "texture, can slide along their epipolar lines); give the focal (--focal, or photos with EXIF)"
         )
     if concerns:
         return Verification("low_confidence", "; ".join(concerns), checks, links, lens, focal)
