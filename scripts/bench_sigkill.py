@@ -55,6 +55,10 @@ def summary(run_dir: Path) -> tuple[int, float]:
     return int(metrics["gaussians_final"]), float(metrics["train"]["final_train_psnr"])
 
 
+def matches(a: tuple[int, float], b: tuple[int, float]) -> bool:
+    return a[0] == b[0] and abs(a[1] - b[1]) <= 0.01
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kills", type=int, default=20)
@@ -68,7 +72,7 @@ def main() -> None:
             sys.exit(f"the reference fit failed ({code}): {err.strip()[-300:]}")
         ref = summary(work / "reference")
         print(f"reference: {ref[0]} Gaussians, final train PSNR {ref[1]:.3f} dB, {wall:.1f} s", flush=True)
-        out, kills, resumed, finished_early = work / "killed", 0, False, 0
+        out, kills, resumed, ends = work / "killed", 0, False, []
         while kills < args.kills:
             delay = rng.uniform(0.5, wall)
             code, seconds, err = run(fit_command(out, resumed), delay)
@@ -76,9 +80,11 @@ def main() -> None:
                 kills += 1
                 how = "resume" if resumed else "start"
                 print(f"kill {kills:2d} after {seconds:5.1f} s ({how})", flush=True)
-            elif code == 0:
-                finished_early += 1  # the run ended before the kill: start it over, still interrupted
-                print(f"finished before the kill at {delay:.1f} s; starting over", flush=True)
+            elif code == 0:  # the run ended before the kill: check it, then start over to kill again
+                ends.append(matches(summary(out), ref))
+                how = "resumed run" if resumed else "fresh run"
+                verdict = "same" if ends[-1] else "DIFFERENT"
+                print(f"{how} finished before the kill at {delay:.1f} s: {verdict} as the reference")
                 shutil.rmtree(out)
                 resumed = False
                 continue
@@ -89,12 +95,13 @@ def main() -> None:
         if code != 0:
             sys.exit(f"the final resume failed ({code}): {err.strip()[-300:]}")
         end = summary(out)
-        same = end[0] == ref[0] and abs(end[1] - ref[1]) <= 0.01
+        same = matches(end, ref)
         print(
             f"after {kills} kills: {end[0]} Gaussians, final train PSNR {end[1]:.3f} dB "
-            f"({end[1] - ref[1]:+.3f} dB vs the reference): {'SAME' if same else 'DIFFERENT'}"
+            f"({end[1] - ref[1]:+.3f} dB vs the reference): {'SAME' if same else 'DIFFERENT'}; "
+            f"runs that ended between kills: {len(ends)}, {sum(ends)} the same as the reference"
         )
-        sys.exit(0 if same else 1)
+        sys.exit(0 if same and all(ends) else 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
