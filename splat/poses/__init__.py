@@ -164,8 +164,8 @@ def estimate_poses(
     check = checks[best]
     if check.verdict == "failed" and not accept_unverified:
         raise InputError(
-            f"the cameras could not be verified: {check.reason}; add photos that overlap with these views "
-            "(or remove them), or pass --accept-unverified to keep this solution anyway"
+            f"the cameras could not be verified: {check.reason}; {check.fix}, "
+            "or pass --accept-unverified to keep this solution anyway"
         )
     timings = {f"{best}_total": seconds, **diag.get("times", {})}
     cams = _cameras(K, w2c, images, names)

@@ -140,6 +140,7 @@ class Verification:
     links: list[LinkCheck] = field(default_factory=list)
     distortion: DistortionCheck | None = None
     focal: FocalCheck | None = None
+    fix: str = "add photos that overlap with these views (or remove them)"  # said when it fails
 
     def failing(self, status: str = "fail") -> list[str]:
         return [v.name for v in self.views if v.status == status]
@@ -453,7 +454,8 @@ def verify_solution(
         return Verification(
             "failed",
             f"the views see the scene from one spot (a track's rays meet at {parallax:.2f} deg; copies of one "
-            "photo, or a camera turning in place): take the photos from different positions",
+            "photo, or a camera turning in place)",
+            fix="take the photos from different positions",
         )
     spread = camera_spread(w2c[views])
     checks = []
