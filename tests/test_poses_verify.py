@@ -197,6 +197,22 @@ def test_an_estimated_focal_the_multi_view_points_disagree_with_is_low_confidenc
     assert right.verdict == "verified" and right.focal.status == "ok", right.reason
 
 
+def test_an_estimated_focal_that_too_few_multi_view_points_can_check_is_low_confidence():
+    """3 views whose pairs share many points but only 32 are seen by all three: every view re-poses (32
+    points each), but 96 observations cannot confirm a focal that the pairs alone would let slide."""
+    rng = np.random.default_rng()
+    K, w2c, X = _scene(rng, views=3, points=332)
+    seen = np.zeros((len(X), 3), bool)
+    seen[:100, [0, 1]] = seen[100:200, [1, 2]] = seen[200:300, [0, 2]] = True
+    seen[300:] = True
+    tracks = _tracks(K, w2c, X, seen, rng)
+    check = verify_solution(tracks, K, w2c, np.ones(3, bool))
+    assert all(v.status == "pass" for v in check.views), check.views
+    assert check.verdict == "low_confidence" and "could not be checked" in check.reason, check.reason
+    assert check.focal.status == "unchecked"
+    assert verify_solution(tracks, K, w2c, np.ones(3, bool), focal_known=True).verdict == "verified"
+
+
 def test_lens_distortion_makes_pinhole_cameras_low_confidence():
     """Barrel-distorted observations (k1 -0.15, ~7 px at the edges of the points' spread), solved as
     pinholes the way the solvers do: every view re-poses, but the distortion is found and said."""

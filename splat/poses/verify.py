@@ -40,7 +40,7 @@ Focal (`focal_check`, an estimated focal only): a two-view observation fits anyw
 so wrong matches on repeated texture that slide along it pull the focal where they fit best; a point seen in
 three or more views is pinned. The sparse solver takes its focal from those points and reports what all its
 tracks gave; other solutions are adjusted again on those points alone. When the two estimates are more than
-`focal_agreement` apart, the focal is 'low_confidence'. (demo, 6 views at 480 px: all tracks +2.8 %, 3+
+`focal_agreement` apart, or when too few such points exist to check it, the focal is 'low_confidence'. (demo, 6 views at 480 px: all tracks +2.8 %, 3+
 views +1.3 %; garden, right 4- to 8-view solutions: at most 0.5-0.6 % apart.)
 """
 
@@ -511,6 +511,11 @@ def verify_solution(
             f"the estimated focal is uncertain: all the matches and the points seen in three or more views "
             f"alone put it {abs(100 * focal.disagreement):.1f} % apart (two-view matches, e.g. on repeated "
             "texture, can slide along their epipolar lines); give the focal (--focal, or photos with EXIF)"
+        )
+    if focal is not None and focal.status == "unchecked":
+        concerns.append(
+            "the estimated focal could not be checked (too few points seen in three or more views); give the "
+            "focal (--focal, or photos with EXIF)"
         )
     if concerns:
         return Verification("low_confidence", "; ".join(concerns), checks, links, lens, focal)
