@@ -264,7 +264,13 @@ def _flatness(X: np.ndarray) -> float | None:
 
 
 def weak_links(
-    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, names: list[str], cfg: VerifyConfig
+    tracks: Tracks,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    reg: np.ndarray,
+    names: list[str],
+    cfg: VerifyConfig,
+    triangulated=None,
 ) -> list[LinkCheck]:
     """The weakest cut of the registered views' graph, then recursively inside each side: every cut
     between groups of two or more views (see the module docstring)."""
@@ -298,7 +304,7 @@ def weak_links(
         view_tracks = float(np.median(per_view[smaller]))
         flat = None
         if len(ties) < cfg.link_weak * view_tracks:
-            X, _ = triangulate_tracks(tracks, K, w2c, reg, ties)
+            X = (triangulated or triangulate_tracks(tracks, K, w2c, reg, ties))[0]
             flat = _flatness(X[ties])
         planar = flat is not None and flat < cfg.link_flat
         out.append(
@@ -314,10 +320,12 @@ def weak_links(
     return out
 
 
-def median_parallax_deg(tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray) -> float:
+def median_parallax_deg(
+    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, triangulated=None
+) -> float:
     """Median over tracks of the angle (degrees) between the rays of their first and last observations
-    to the triangulated point; 0 when nothing triangulates."""
-    X, count = triangulate_tracks(tracks, K, w2c, reg)
+    to the triangulated point; 0 when nothing triangulates. triangulated: triangulate_tracks over reg."""
+    X, count = triangulated or triangulate_tracks(tracks, K, w2c, reg)
     m = reg[tracks.view]
     t, v = tracks.track[m], tracks.view[m]
     if len(t) == 0:
@@ -337,9 +345,7 @@ def median_parallax_deg(tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.
     return float(np.degrees(np.arccos(np.clip(np.median(cos), -1.0, 1.0))))
 
 
-def _adjustable(
-    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: VerifyConfig, min_views: int
-):
+def _adjustable(tracks: Tracks, K, w2c, reg, cfg: VerifyConfig, min_views: int, triangulated=None):
     """Arguments of a shared-focal bundle_adjust over the solution's registered views: the tracks seen in at
     least `min_views` of them within cfg.reproj_px (up to cfg.distortion_points, evenly drawn). None when the
     views do not share one focal or fewer than 100 observations are left."""
@@ -351,7 +357,7 @@ def _adjustable(
     f = K[views, 0, 0]
     if f.max() - f.min() > 1e-6 * f.max():
         return None  # cameras of different focal: the shared-focal adjustment does not apply
-    X, count = triangulate_tracks(tracks, K, w2c, reg)
+    X, count = triangulated or triangulate_tracks(tracks, K, w2c, reg)
     m = reg[tracks.view] & (np.isfinite(X).all(1) & (count >= 2))[tracks.track]
     err, z = reprojection(K, w2c, X[tracks.track[m]], tracks.view[m], tracks.uv[m])
     keep = np.flatnonzero(m)[(err < cfg.reproj_px) & (z > 0)]
@@ -373,13 +379,13 @@ def _adjustable(
 
 
 def distortion_check(
-    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: VerifyConfig
+    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, cfg: VerifyConfig, triangulated=None
 ) -> DistortionCheck | None:
     """Adjust the solution's tracks as pinholes and with a shared k1 (see the module docstring); None when
     the views do not share one focal or too few tracks fit."""
     from splat.poses.bundle import bundle_adjust
 
-    args = _adjustable(tracks, K, w2c, reg, cfg, 2)
+    args = _adjustable(tracks, K, w2c, reg, cfg, 2, triangulated)
     if args is None:
         return None
     pinhole = bundle_adjust(*args, iters=15)
@@ -403,6 +409,7 @@ def focal_check(
     cfg: VerifyConfig,
     focal: float,
     focal_all_tracks: float | None = None,
+    triangulated=None,
 ) -> FocalCheck:
     """The solution's `focal` against a second estimate from the same matches (see the module docstring):
     `focal_all_tracks` when the solver took its focal from the 3+-view points and says what all its tracks
@@ -412,7 +419,7 @@ def focal_check(
     if focal_all_tracks is not None:
         other, n = float(focal_all_tracks), len(tracks.view)
     else:
-        args = _adjustable(tracks, K, w2c, reg, cfg, 3)
+        args = _adjustable(tracks, K, w2c, reg, cfg, 3, triangulated)
         if args is None:
             return FocalCheck(focal, None, 0, None, "unchecked")
         other, n = bundle_adjust(*args, iters=15).focal, len(args[4])
@@ -449,7 +456,8 @@ def verify_solution(
         return Verification(
             "low_confidence", f"{len(views)} views: no third view can confirm a two-view relative pose"
         )
-    parallax = median_parallax_deg(tracks, K, w2c, reg)
+    triangulated = triangulate_tracks(tracks, K, w2c, reg)  # (X, count), shared by the checks below
+    parallax = median_parallax_deg(tracks, K, w2c, reg, triangulated)
     if parallax < cfg.min_parallax_deg:
         return Verification(
             "failed",
@@ -478,12 +486,15 @@ def verify_solution(
         parts = [_why(c, cfg) for c in failed[:6]]
         reason = "leave-one-out re-registration fails for " + ", ".join(parts)
         return Verification("failed", reason, checks)
-    links = weak_links(tracks, K, w2c, reg, names, cfg) if len(views) <= cfg.link_max_views else []
+    big = len(views) > cfg.link_max_views
+    links = [] if big else weak_links(tracks, K, w2c, reg, names, cfg, triangulated)
     planar = [link for link in links if link.status == "planar"]
-    lens = distortion_check(tracks, K, w2c, reg, cfg)
+    lens = distortion_check(tracks, K, w2c, reg, cfg, triangulated)
     focal = None
     if not focal_known:
-        focal = focal_check(tracks, K, w2c, reg, cfg, float(K[views[0], 0, 0]), focal_all_tracks)
+        focal = focal_check(
+            tracks, K, w2c, reg, cfg, float(K[views[0], 0, 0]), focal_all_tracks, triangulated
+        )
     concerns = []
     if weak:
         concerns.append("only weakly confirmed by the other views: " + ", ".join(c.name for c in weak[:6]))
