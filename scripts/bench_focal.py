@@ -37,24 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_pose_trust import DiskCache, committed_scenes, install_cache  # noqa: E402
+from bench_pose_trust import DiskCache, committed_scenes, install_cache, load_scene_with_gt  # noqa: E402
 
 SCEAUX = ROOT.parent / "shared" / "data" / "sceaux-castle"
-
-
-def load_scene_with_gt(name: str, max_side: int):
-    """(images, names, ground-truth Cameras) of a committed scene loaded as `splat fit` loads it."""
-    from splat.io.colmap import read_model
-    from splat.io.datasets import _fit_cameras, load_scene
-    from splat.io.images import load_image_folder
-
-    folder = ROOT / "scenes" / name
-    if (ROOT / "scenes" / f"{name}_gt" / "sparse" / "0").is_dir():  # the demo: photos + ground truth beside
-        images = load_image_folder(folder, max_side)
-        cams = _fit_cameras(read_model(ROOT / "scenes" / f"{name}_gt" / "sparse" / "0"), images)
-        return images.images, images.names, cams
-    scene = load_scene(folder, max_side)
-    return scene.images.images, scene.images.names, scene.cameras
 
 
 def views_for(n_frames: int, size: int) -> list[int]:

@@ -126,18 +126,19 @@ def install_cache(cache: DiskCache) -> None:
     learned.lightglue_matches = cached_glue
 
 
-def load_scene_with_gt(name: str):
-    """(images (V,H,W,3) list, names, ground-truth Cameras) of a committed scene."""
+def load_scene_with_gt(name: str, max_side: int | None = None):
+    """(images (V,H,W,3) list, names, ground-truth Cameras) of a committed scene, its longer side at most
+    max_side (None: as stored)."""
     from splat.io.colmap import read_model
     from splat.io.datasets import _fit_cameras, load_scene
     from splat.io.images import load_image_folder
 
     folder = ROOT / "scenes" / name
     if (ROOT / "scenes" / f"{name}_gt" / "sparse" / "0").is_dir():  # the demo: photos + ground truth beside
-        images = load_image_folder(folder)
+        images = load_image_folder(folder, max_side)
         cams = _fit_cameras(read_model(ROOT / "scenes" / f"{name}_gt" / "sparse" / "0"), images)
         return images.images, images.names, cams
-    scene = load_scene(folder)
+    scene = load_scene(folder, max_side)
     return scene.images.images, scene.images.names, scene.cameras
 
 
