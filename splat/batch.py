@@ -5,7 +5,8 @@ frames sorted by name, 12 test views, n training views from the other 12. Each (
 fits pose-free on the training views, aligns the test cameras with the Gaussians frozen (pose
 and focal, until converged: splat.eval.align), scores the aligned test views and the training
 poses (ATE against the scene's COLMAP model). Views whose alignment is flagged are counted, not
-scored (results tables: views scored / flagged).
+scored (results tables: views scored / flagged). A scene whose ground truth does not fit its run
+(`splat eval`'s check: training cameras far off after Sim(3)) is recorded as "refused", not scored.
 
     OUT/<scene>/<n>views/          the `splat fit` run folder of that job (+ eval.json)
     OUT/<scene>/<n>views/job.json  the job's record: status, metrics, timings, error
@@ -153,7 +154,8 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
     """
     import torch
 
-    from splat.eval.evaluate import evaluate_run
+    from splat.eval.evaluate import GroundTruthMismatch, evaluate_run
+    from splat.io.datasets import _sparse_dir
     from splat.pipeline import FitConfig, fit
 
     job = job if isinstance(job, BatchJob) else BatchJob(**job)
@@ -175,8 +177,6 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
         if fit_cfg.get("poses") == "gt":
             if not job.has_gt:
                 raise InputError(f"{job.root}: --poses gt needs sparse/0")
-            from splat.io.datasets import _sparse_dir
-
             fit_cfg["poses"] = f"given:{_sparse_dir(Path(job.root))}"
         cfg = FitConfig(**{**fit_cfg, "views": job.train})
         metrics = fit(Path(job.root) / "images", out, cfg, resume=job.resume, progress=False)
@@ -192,6 +192,9 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
             record.update({k: ev[k] for k in EVAL_KEYS})
             record["eval_seconds"] = round(time.perf_counter() - t1, 3)
         record["status"] = "ok"
+    except GroundTruthMismatch as e:  # the fit stays; a score against this ground truth would mean nothing
+        where = _sparse_dir(Path(job.root))
+        record.update(status="refused", error=f"ground truth {where} does not fit this run: {e.reason}")
     except SplatError as e:
         record.update(status="failed", error=str(e))
     except Exception as e:  # a bug or a library failure in one scene must not stop the batch
@@ -202,7 +205,8 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
         # the run's log ends with why, traceback included, next to the stage messages
         from splat.pipeline import run_logger
 
-        run_logger(out, "batch")(f"failed: {record['error']}\n{record.get('traceback', '')}".rstrip())
+        why = f"{record['status']}: {record['error']}\n{record.get('traceback', '')}"
+        run_logger(out, "batch")(why.rstrip())
         record["log"] = str(out / "fit.log")
     atomic_write_text(out / "job.json", json.dumps(record, indent=2) + "\n")
     return record

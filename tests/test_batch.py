@@ -139,6 +139,34 @@ def test_broken_scenes_are_reported_and_the_batch_goes_on(tmp_path):
     assert "failed:" in md and "not comparable" in md
 
 
+def test_ground_truth_of_another_scene_is_refused_not_scored(tmp_path):
+    """`splat eval`'s check, in the batch: a scene whose sparse/0 holds another scene's cameras."""
+    root = tmp_path / "tnt"
+    _scene(root, "kitchen", "still_life")
+    _scene(root, "kitchen_wrong_gt", "still_life", sparse=False)
+    shutil.copytree(SCENES / "garden" / "sparse", root / "kitchen_wrong_gt" / "sparse")
+    # both runs get still_life's true cameras, what a right pose-free solve gives: 20 % ATE against garden's
+    fit = {**FIT, "poses": f"given:{SCENES / 'still_life' / 'sparse' / '0'}"}
+    out = tmp_path / "out"
+    records = {r["scene"]: r for r in run_batch(root, out, [3], fit=fit, refine_steps=5, progress=False,
+                                                  say=lambda s: None)}  # fmt: skip
+    right, wrong = records["kitchen"], records["kitchen_wrong_gt"]
+    assert right["status"] == "ok" and right["ate_rel"] < 1e-3
+    assert wrong["status"] == "refused" and "does not fit this run" in wrong["error"]
+    assert "kitchen_wrong_gt/sparse/0" in wrong["error"] and "--gt" not in wrong["error"]  # no eval flag here
+    assert not {"psnr", "ssim", "views_scored", "ate_rel", "all_views_mean"} & set(wrong)  # no score at all
+    run = Path(wrong["run"])
+    assert wrong["gaussians_final"] > 0 and (run / "splat.ply").exists() and not (run / "eval.json").exists()
+    assert "batch: refused: ground truth" in (run / "fit.log").read_text()
+    with open(out / "results.csv") as f:
+        rows = {row["scene"]: row for row in csv.DictReader(f)}
+    assert rows["kitchen_wrong_gt"]["status"] == "refused" and rows["kitchen_wrong_gt"]["psnr"] == ""
+    row = next(
+        line for line in (out / "results.md").read_text().splitlines() if "| kitchen_wrong_gt |" in line
+    )
+    assert "refused: ground truth" in row and "| n/a | n/a | n/a | n/a | n/a |" in row
+
+
 def test_missing_benchmark_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err

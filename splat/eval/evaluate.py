@@ -34,6 +34,15 @@ MAX_MOVED_DEG = 5.0  # the Sim(3) start of a right run is off by ~0.1-1 degree
 MAX_LOSS_RATIO = 3.0  # alignment residual over the median view's (garden 12 views: up to 1.8)
 
 
+class GroundTruthMismatch(InputError):
+    """Ground truth that does not fit the run; `reason` says how (without naming a flag), so that
+    `splat batch` can record it for the scene's own sparse/0."""
+
+    def __init__(self, gt_dir, reason: str) -> None:
+        self.gt_dir, self.reason = str(gt_dir), reason
+        super().__init__(f"--gt {gt_dir} does not fit this run: {reason}")
+
+
 def test_view_names(gt_names: list[str], train_names: list[str]) -> list[str]:
     """The Tanks & Temples test views for 24-frame scenes, otherwise every view not trained on."""
     from splat.io.datasets import tnt_split
@@ -105,10 +114,10 @@ def check_gt_fits(run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backen
         values.append(psnr_value(thumbnail(image), thumbnail(gt)))
     seen = float(np.mean(values)) if values else None
     if trained is not None and seen is not None and seen < trained - MAX_TRAIN_PSNR_DROP:
-        raise InputError(
-            f"--gt {gt_dir} does not fit this run: its images of the training views score {seen:.1f} dB "
-            f"(as {THUMB_SIDE} px thumbnails) against the run's {trained:.1f} dB; "
-            "these are not the images it was trained on"
+        raise GroundTruthMismatch(
+            gt_dir,
+            f"its images of the training views score {seen:.1f} dB (as {THUMB_SIDE} px thumbnails) "
+            f"against the run's {trained:.1f} dB; these are not the images it was trained on",
         )
     return {"train_psnr_run": trained, "train_psnr_gt_thumbnails": seen}
 
@@ -161,7 +170,7 @@ def evaluate_run(
         lpips, align (align_views' report), flag (reason or None)}.
 
     Raises:
-        InputError: the ground truth does not fit the run (training centres far off after Sim(3),
+        GroundTruthMismatch: the ground truth does not fit the run (training centres far off after Sim(3),
             or its images of the training views not the ones the run was trained on).
     """
     from splat.eval.metrics import lpips, psnr, ssim
@@ -184,10 +193,11 @@ def evaluate_run(
         raise InputError(f"{gt_dir}: no ground-truth cameras (expected sparse/0 with a COLMAP model)")
     mapped, ate_report = gt_cameras_in_run_frame(run_cams, scene.cameras)
     if ate_report["rel"] > MAX_ATE_REL:
-        raise InputError(
-            f"--gt {gt_dir} does not fit this run: its training cameras are {100 * ate_report['rel']:.0f} %"
-            f" of the spread off the run's after Sim(3) (a right match: under {100 * MAX_ATE_REL:.0f} %): "
-            "another scene, or wrong cameras in the run"
+        off, limit = 100 * ate_report["rel"], 100 * MAX_ATE_REL
+        raise GroundTruthMismatch(
+            gt_dir,
+            f"its training cameras are {off:.0f} % of the spread off the run's after Sim(3) "
+            f"(a right match: under {limit:.0f} %): another scene, or wrong cameras in the run",
         )
     gt_check = check_gt_fits(run, gaussians, run_cams, scene, gt_dir, backend)
     names = test_names if test_names is not None else test_view_names(scene.images.names, run_cams.names)
