@@ -133,6 +133,7 @@ def _fit(a: argparse.Namespace) -> None:
     _run_folder(fit_out(a), a.resume, a.force)
     if a.view:
         _bindable(a.host, a.port)
+        _warn_if_reachable(a.host)
 
 
 def _eval(a: argparse.Namespace) -> None:
@@ -189,6 +190,7 @@ def _view(a: argparse.Namespace) -> None:
     if path.is_dir() and not (path / "splat.ply").is_file():
         raise InputError(f"{path}: no splat.ply here; pass a `splat fit` run folder or a .ply file")
     _bindable(a.host, a.port)
+    _warn_if_reachable(a.host)
 
 
 def _export(a: argparse.Namespace) -> None:
@@ -357,3 +359,20 @@ def _bindable(host: str, port: int) -> None:
             raise InputError(
                 f"--host {host} --port {port}: cannot bind ({e.strerror.lower()}); use 127.0.0.1 or 0.0.0.0"
             ) from None
+
+
+def _warn_if_reachable(host: str) -> None:
+    """One warning when the viewer listens on an address other machines can reach (not loopback)."""
+    import ipaddress
+    import warnings
+
+    from splat.errors import SplatWarning
+
+    address = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+    if not ipaddress.ip_address(address.split("%")[0]).is_loopback:
+        warnings.warn(
+            f"--host {host}: the scene becomes reachable from the network (anyone who can reach this "
+            "machine can open the viewer); use --host 127.0.0.1 to keep it local",
+            SplatWarning,
+            stacklevel=2,
+        )

@@ -43,7 +43,9 @@ class Case:
     says: str = ""  # a piece of the one line
     warning: bool = False  # the line is `splat: warning:`, not an error
     setup: str | None = None  # a name in SETUPS, run in the sandbox first
-    wrap: str | None = None  # "readonly" (the sandbox's ro/ mounted read-only) | "no_bind_privilege"
+    # "readonly" (the sandbox's ro/ mounted read-only) | "no_bind_privilege" | "until_served" (Ctrl-C once
+    # the viewer says where it serves)
+    wrap: str | None = None
     writes: list[str] = field(default_factory=list)  # sandbox paths the command may create or change
     log: str = ""  # a piece of out/fit.log (what a library printed goes there, not to the terminal)
 
@@ -100,6 +102,14 @@ CASES = [
     Case("view --port negative", "view {run} --port -1", says="--port"),
     Case("view --port 1 unprivileged", "view {run} --port 1", wrap="no_bind_privilege", says="--port 1"),
     Case("view unbindable host", "view {run} --host 192.0.2.1", says="cannot bind"),
+    Case(
+        "view --host on every interface",
+        "view {run} --host 0.0.0.0",
+        code=0,
+        warning=True,
+        says="reachable from the network",
+        wrap="until_served",
+    ),
     Case("view missing path", "view {tmp}/nowhere", says="does not exist"),
     Case("view folder without splat.ply", "view {tmp}/empty", says="splat.ply"),
     # export
@@ -251,7 +261,7 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
 
 def _wrapper(kind: str | None, tmp: Path) -> list[str]:
     """The command prefix of a case's `wrap`; pytest.skip where this machine cannot provide it."""
-    if kind is None:
+    if kind is None or kind == "until_served":
         return []
     if kind == "readonly":
         if os.geteuid() != 0:  # an ordinary user: a folder without write permission is read-only enough
@@ -289,12 +299,36 @@ def run_case(case: Case, tmp: Path, run: Path) -> Result:
     args = [a.format(**fields) for a in case.args.split()]
     cmd = _wrapper(case.wrap, tmp) + [sys.executable, "-m", "splat", *args]
     before = snapshot(tmp, run, SCENE)
-    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
+    if case.wrap == "until_served":
+        proc = _interrupt_when_served(cmd, tmp)
+    else:
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
     after = snapshot(tmp, run, SCENE)
     allowed = [str(tmp / w) for w in case.writes]
     changed = [p for p in sorted(set(before) | set(after)) if before.get(p) != after.get(p)]
     changed = [p for p in changed if not any(p == a or p.startswith(a + os.sep) for a in allowed)]
     return Result(proc.returncode, proc.stdout, proc.stderr, changed)
+
+
+def _interrupt_when_served(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a command that serves until Ctrl-C: SIGINT once it printed "(Ctrl-C to stop)"."""
+    import signal
+    import threading
+
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(300, proc.kill)  # never hang the suite
+    guard.start()
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C to stop" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        guard.cancel()
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines) + out, err)
 
 
 def tiny_run(folder: Path) -> Path:
