@@ -12,6 +12,7 @@ import io
 import math
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ from viewer.render_bridge import one_view, render_rgb
 from viewer.splats import fit_display_frame, select, splat_arrays
 
 BACKGROUND = (1.0, 1.0, 1.0)  # viser's canvas is white; server renders use the same
+# A client can leave between _render_loop's check that it is connected and its frame's send; viser then warns
+# that the frame will never be delivered (one message, replaced by the next: nothing piles up).
+warnings.filterwarnings("ignore", r"Queued a BackgroundImageMessage on a closed connection", UserWarning)
 
 
 def _thumbnail(image: np.ndarray | None) -> np.ndarray | None:
@@ -260,12 +264,16 @@ class ViewerApp:
         """While the toggle is on: re-render each client whose camera (or the scene) changed."""
         done: dict[int, tuple[float, int]] = {}
         while self.gui_server_render.value and not self._stopped.is_set():
-            for client in list(self.server.get_clients().values()):
+            clients = self.server.get_clients()
+            done = {i: key for i, key in done.items() if i in clients}  # departed clients forgotten
+            for client in list(clients.values()):
                 key = (client.camera.update_timestamp, self._version)
                 if key[0] == 0.0 or done.get(client.client_id) == key:
                     continue
                 try:
                     image = self.render_client_view(client, self.render_max_side)
+                    if client.client_id not in self.server.get_clients():
+                        continue  # it left while its frame was rendered: nobody to send it to
                     client.scene.set_background_image(image, format="jpeg", jpeg_quality=90)
                 except Exception as e:  # keep serving; say what went wrong
                     self.set_status(f"server render failed: {type(e).__name__}: {e}")
