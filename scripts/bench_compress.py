@@ -184,19 +184,19 @@ def main() -> None:
     gt = None
     if args.run or args.ply:
         from splat.io.colmap import read_model
-        from splat.pipeline import load_run
+        from splat.run import RunFolder, load_run
 
         if args.run:
             g, cameras = load_run(args.run)
         else:
             g, cameras = read_ply(args.ply), read_model(args.cameras).cameras
         if args.held_out:  # the run's test views at their refined poses (`splat eval` writes them)
-            run = Path(args.run)
-            if not (run / "eval_cameras").is_dir():
+            run = RunFolder(args.run)
+            if not run.eval_cameras.is_dir():
                 from splat.eval.evaluate import evaluate_run
 
-                evaluate_run(run, args.scene)
-            cameras = read_model(run / "eval_cameras").cameras
+                evaluate_run(run.root, args.scene)
+            cameras = read_model(run.eval_cameras).cameras
             args.views = len(cameras)
         pick = np.linspace(0, len(cameras) - 1, min(args.views, len(cameras))).round().astype(int)
         cameras = downscale(cameras[pick.tolist()], args.scale)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from splat.eval.evaluate import evaluate_run, gt_cameras_in_run_frame, test_view_names  # noqa: E402
 from splat.io.colmap import read_model, write_model  # noqa: E402
+from splat.run import RunFolder  # noqa: E402
 from splat.types import Cameras  # noqa: E402
 
 FOCAL_SCALE = 1.04
@@ -40,7 +41,7 @@ def fit_or_reuse(scene: Path, run: Path) -> Path:
     from splat.io.datasets import tnt_split
     from splat.pipeline import FitConfig, fit
 
-    if (run / "splat.ply").exists():
+    if RunFolder(run).splat.exists():
         print(f"reusing the run in {run}")
         return run
     names = sorted(p.name for p in (scene / "images").iterdir())
@@ -54,27 +55,26 @@ def copy_run(run: Path, dest: Path, focal_scale: float = 1.0) -> Path:
     """The run's outputs in `dest` (fresh), its cameras' fx, fy scaled by `focal_scale`."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    for name in ("splat.ply", "config.json", "metrics.json"):
-        shutil.copy(run / name, dest / name)
-    cams = read_model(run / "cameras").cameras
+    src, dst = RunFolder(run), RunFolder(dest)
+    for path in ("splat", "config", "metrics"):
+        shutil.copy(getattr(src, path), getattr(dst, path))
+    cams = read_model(src.cameras).cameras
     K = cams.K.clone()
     K[:, :2, :2] *= focal_scale
-    write_model(dest / "cameras", Cameras(K, cams.w2c, cams.width, cams.height, cams.names))
+    write_model(dst.cameras, Cameras(K, cams.w2c, cams.width, cams.height, cams.names))
     return dest
 
 
 def old_refine(run: Path, scene_dir: Path, focal_scale: float = 1.0, steps: int = 100) -> dict:
     """The evaluation before the alignment: Sim(3) start, `steps` of refine_poses, every view averaged."""
-    import json
-
     from splat.eval.metrics import psnr, ssim
     from splat.io.datasets import load_scene
-    from splat.pipeline import load_run
     from splat.render import render
+    from splat.run import load_run
     from splat.train import refine_poses
 
     gaussians, run_cams = load_run(run)
-    max_side = json.loads((run / "config.json").read_text()).get("max_side")
+    max_side = RunFolder(run).read_config().get("max_side")
     scene = load_scene(scene_dir, max_side=max_side)
     mapped, _ = gt_cameras_in_run_frame(run_cams, scene.cameras)
     names = test_view_names(scene.images.names, run_cams.names)

@@ -23,7 +23,7 @@ import torch
 
 from splat.compress.flythrough import scene_center
 from splat.compress.mesh import default_voxel, fuse_tsdf, rendered_depths
-from splat.pipeline import load_run
+from splat.run import load_run
 
 
 def vertex_depth_errors(vertices: np.ndarray, frames: list, cameras, occluded: float) -> np.ndarray:

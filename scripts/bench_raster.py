@@ -94,9 +94,10 @@ def trained_scene(run: Path, view: int = 0) -> Gaussians:
     from splat.geometry.se3 import quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
     from splat.io.colmap import read_model
     from splat.io.ply import read_ply
+    from splat.run import RunFolder
 
-    g = read_ply(run / "splat.ply")
-    w2c = read_model(run / "poses").cameras.w2c[view].float()
+    g = read_ply(RunFolder(run).splat)
+    w2c = read_model(RunFolder(run).poses).cameras.w2c[view].float()
     R, t = w2c[:3, :3], w2c[:3, 3]
     g.means = g.means @ R.T + t
     g.quats = rotmat_to_quat_wxyz(R @ quat_wxyz_to_rotmat(torch.nn.functional.normalize(g.quats, dim=-1)))

@@ -25,6 +25,7 @@ from splat.eval.evaluate import evaluate_run
 from splat.init.budget import prune_to_budget
 from splat.io.ply import read_ply, write_ply
 from splat.pipeline import FitConfig, fit
+from splat.run import RunFolder
 
 SCHEDULES = {
     "0": (),
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("--refine-steps", type=int, help="alignment step cap per test view (default 300)")
     ap.add_argument("--configs", nargs="+", default=["steps=1500", "steps=600", "steps=600,c2f=1"])
     args = ap.parse_args()
-    src = json.loads((args.run / "config.json").read_text())
+    src = RunFolder(args.run).read_config()
     native_ssim_default = metrics_module._native_ssim_applies
     rows = []
     for spec in args.configs:
@@ -75,16 +76,15 @@ def main() -> None:
         seed = train.pop("seed", src["seed"])
         use_torch = train.pop("ssim", "native") == "torch"
         metrics_module._native_ssim_applies = (lambda img, gt: False) if use_torch else native_ssim_default
-        init = args.run / "init.ply"
+        init = RunFolder(args.run).init
         if "budget" in train:  # prune the run's init the way `splat fit --budget` does
             out.mkdir(parents=True, exist_ok=True)
+            pruned = prune_to_budget(read_ply(init), train.pop("budget"), "random", None, 0)
             init = out / "init_budget.ply"
-            write_ply(
-                init, prune_to_budget(read_ply(args.run / "init.ply"), train.pop("budget"), "random", None, 0)
-            )
+            write_ply(init, pruned)
         cfg = FitConfig(
             max_side=src["max_side"],
-            poses=f"given:{args.run / 'poses'}",
+            poses=f"given:{RunFolder(args.run).poses}",
             init=f"given:{init}",
             budget=None,
             views=src["views"],

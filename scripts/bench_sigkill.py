@@ -14,7 +14,6 @@ of Gaussians and the final training PSNR within 0.01 dB (training resumes exactl
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import signal
@@ -23,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from splat.run import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 GARDEN = ROOT / "scenes" / "garden"
@@ -51,7 +52,7 @@ def run(cmd: list[str], kill_after: float | None) -> tuple[int, float, str]:
 
 
 def summary(run_dir: Path) -> tuple[int, float]:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = RunFolder(run_dir).read_metrics()
     return int(metrics["gaussians_final"]), float(metrics["train"]["final_train_psnr"])
 
 
@@ -90,7 +91,7 @@ def main() -> None:
                 continue
             else:
                 sys.exit(f"a resume failed (exit {code}) after {kills} kills: {err.strip()[-300:]}")
-            resumed = (out / "config.json").exists()
+            resumed = RunFolder(out).config.exists()
         code, seconds, err = run(fit_command(out, resumed), None)
         if code != 0:
             sys.exit(f"the final resume failed ({code}): {err.strip()[-300:]}")

@@ -203,17 +203,19 @@ def run_job(job: BatchJob | dict, threads: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if record["status"] != "ok":
         # the run's log ends with why, traceback included, next to the stage messages
-        from splat.pipeline import run_logger
+        from splat.run import RunFolder
 
         why = f"{record['status']}: {record['error']}\n{record.get('traceback', '')}"
-        run_logger(out, "batch")(why.rstrip())
-        record["log"] = str(out / "fit.log")
+        RunFolder(out).logger("batch")(why.rstrip())
+        record["log"] = str(RunFolder(out).log)
     atomic_write_text(out / "job.json", json.dumps(record, indent=2) + "\n")
     return record
 
 
 def _pose_method(run: Path) -> str:
-    info = run / "poses" / "poses.json"
+    from splat.run import RunFolder
+
+    info = RunFolder(run).poses_json
     return json.loads(info.read_text())["method"] if info.exists() else "given"
 
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import math
 import socket
 import tempfile
 from pathlib import Path
 
 from splat.errors import InputError
+from splat.run import RunFolder
 
 # the same lists as splat.io.images.IMAGE_EXTENSIONS and splat.compress.flythrough.CONTAINERS (tested),
 # repeated because importing those modules loads torch
@@ -187,7 +187,7 @@ def _view(a: argparse.Namespace) -> None:
     path = Path(a.path)
     if not path.exists():
         raise InputError(f"{path} does not exist; pass a `splat fit` run folder or a .ply file")
-    if path.is_dir() and not (path / "splat.ply").is_file():
+    if path.is_dir() and not RunFolder(path).splat.is_file():
         raise InputError(f"{path}: no splat.ply here; pass a `splat fit` run folder or a .ply file")
     _bindable(a.host, a.port)
     _warn_if_reachable(a.host)
@@ -197,11 +197,13 @@ def _export(a: argparse.Namespace) -> None:
     from splat.export import default_output
 
     if a.format == "points":
-        run = Path(a.run)
-        if not (run / "init.ply").is_file():
-            raise InputError(f"{run}: no init.ply here; is this a `splat fit` run folder?")
-        if not ((run / "cameras").is_dir() or (run / "poses").is_dir()):
-            raise InputError(f"{run}: neither cameras/ nor poses/ found; is this a `splat fit` run folder?")
+        run = RunFolder(a.run)
+        if not run.init.is_file():
+            raise InputError(f"{run.root}: no init.ply here; is this a `splat fit` run folder?")
+        if not (run.cameras.is_dir() or run.poses.is_dir()):
+            raise InputError(
+                f"{run.root}: neither cameras/ nor poses/ found; is this a `splat fit` run folder?"
+            )
     else:
         _finished_run(a.run)
     default = default_output(a.run, a.format)
@@ -265,9 +267,9 @@ def _colmap_model(folder: str, flag: str) -> None:
 
 def _finished_run(run: str) -> None:
     path = Path(run)
-    if not (path / "splat.ply").is_file():
+    if not RunFolder(path).splat.is_file():
         raise InputError(f"{path}: no splat.ply here; is this a finished `splat fit` run folder?")
-    if not (path / "cameras").is_dir():
+    if not RunFolder(path).cameras.is_dir():
         raise InputError(f"{path}: no cameras/ here; is this a finished `splat fit` run folder?")
 
 
@@ -298,10 +300,7 @@ def _run_folder(out: Path, resume: bool, force: bool) -> None:
 
 def is_run(folder: Path) -> bool:
     """Whether `folder` holds a `splat fit` run (its config.json names the image folder)."""
-    try:
-        return "images_dir" in json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+    return RunFolder(folder).is_run()
 
 
 def _output_file(path: Path, flag: str, force: bool, default: Path) -> None:

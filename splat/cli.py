@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 
 from splat import checks
 from splat.checks import count, counts, number, port
@@ -46,11 +45,12 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
-    from splat.pipeline import FitConfig, fit, start_over
+    from splat.pipeline import FitConfig, fit
+    from splat.run import RunFolder
 
     out = checks.fit_out(args)
-    if args.force and checks.is_run(out):
-        start_over(out)
+    if args.force and RunFolder(out).is_run():
+        RunFolder(out).start_over()
     train = {k: v for k, v in {"steps": args.steps, "backend": args.backend}.items() if v is not None}
     cfg = FitConfig(
         max_side=args.max_side,
@@ -94,7 +94,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     if "view" in live:
         from splat.io.ply import read_ply
 
-        live["view"].finish("training finished", read_ply(out / "splat.ply"))
+        live["view"].finish("training finished", read_ply(RunFolder(out).splat))
         print("the live view stays open; Ctrl-C to stop", flush=True)
         try:
             while True:
@@ -157,7 +157,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
     options = {"voxel": args.voxel, "backend": args.backend} if args.format == "mesh" else {}
     out = export(args.run, args.format, args.out, **options)  # splat.checks refused an --out not ours
     size = sum(f.stat().st_size for f in ([out] if out.is_file() else out.rglob("*") if out.is_dir() else []))
-    ply, ratio = Path(args.run) / "splat.ply", ""
+    from splat.run import RunFolder
+
+    ply, ratio = RunFolder(args.run).splat, ""
     compressed = ("ply-compressed", "splat", "spz", "sog", "glb", "quantized")
     if args.format in compressed and ply.is_file() and size:
         ratio = f", {ply.stat().st_size / size:.1f}x smaller than splat.ply"

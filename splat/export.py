@@ -52,7 +52,7 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, **options) 
     out = Path(out) if out else default_output(run, fmt)
     if fmt == "points":
         return _export_points(run, out)
-    from splat.pipeline import load_run
+    from splat.run import load_run
 
     gaussians, cameras = load_run(run)
     if fmt == "colmap":
@@ -134,11 +134,13 @@ def _export_points(run: Path, out: Path) -> Path:
     from splat.io.colmap import read_model, write_model
     from splat.io.ply import read_ply
     from splat.render.sh import sh_to_rgb
+    from splat.run import RunFolder
 
-    if not (run / "init.ply").exists():
+    folder = RunFolder(run)
+    if not folder.init.exists():
         raise InputError(f"{run}: no init.ply here; is this a `splat fit` run folder?")
-    init = read_ply(run / "init.ply")
-    cam_dir = run / "cameras" if (run / "cameras").exists() else run / "poses"
+    init = read_ply(folder.init)
+    cam_dir = folder.cameras if folder.cameras.exists() else folder.poses
     if not cam_dir.exists():
         raise InputError(f"{run}: neither cameras/ nor poses/ found; is this a `splat fit` run folder?")
     cameras = read_model(cam_dir).cameras

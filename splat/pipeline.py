@@ -1,23 +1,13 @@
 """`fit()`: images -> cameras -> initial Gaussians -> trained Gaussians, one stage at a time.
 
-Every stage writes its artifact into the run folder, so a run can be inspected, resumed
-(`resume=True` skips stages whose artifact exists) and re-entered (`poses="given:DIR"`,
-`init="given:PLY"`):
-
-    RUN/config.json        the resolved configuration
-    RUN/poses/             COLMAP text model from the pose stage (+ poses.json: method, reason)
-    RUN/init.ply           initial Gaussians (3DGS layout) and RUN/init_report.json
-    RUN/checkpoints/       training checkpoints (for --resume)
-    RUN/splat.ply          trained Gaussians
-    RUN/cameras/           COLMAP text model of the trained (refined) cameras
-    RUN/metrics.json       per-stage wall times, counts, final training loss/PSNR
-    RUN/fit.log            every stage's messages, and what libraries print (pycolmap, OpenCV, warnings)
+Every stage writes its artifact into the run folder (splat.run.RunFolder names them all), so a run
+can be inspected, resumed (`resume=True` skips stages whose artifact exists) and re-entered
+(`poses="given:DIR"`, `init="given:PLY"`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,8 +17,9 @@ import numpy as np
 import torch
 
 from splat.errors import InputError
-from splat.io.atomic import atomic_write_text
 from splat.logs import capture_library_output
+from splat.run import RunFolder, run_logger
+from splat.run import write_json as _write_json
 from splat.types import Cameras, Gaussians
 
 
@@ -73,18 +64,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     return torch.device(device)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj)}")
 
 
 class Stopwatch:
@@ -171,11 +150,12 @@ def stage_poses(
     priors: per image an EXIF FocalPrior or None (see choose_focal)."""
     from splat.io.colmap import write_model
 
+    folder = RunFolder(run)
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     if cfg.poses.startswith("given:"):
         return _cameras_from_given(cfg.poses[len("given:") :], names, sizes)
-    if resume and (run / "poses" / "images.txt").exists():
-        return _cameras_from_given(str(run / "poses"), names, sizes)
+    if resume and (folder.poses / "images.txt").exists():
+        return _cameras_from_given(str(folder.poses), names, sizes)
     from splat.poses import estimate_poses
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -208,9 +188,9 @@ def stage_poses(
     log(f"focal: {values} px ({focal_info['source']})")
     info["focal"] = focal_info
     # poses.json first: a resumed run finds images.txt only once its verdict is on disk
-    (run / "poses").mkdir(parents=True, exist_ok=True)
-    _write_json(run / "poses" / "poses.json", info)
-    write_model(run / "poses", result.cameras, result.points, result.colors)
+    folder.poses.mkdir(parents=True, exist_ok=True)
+    _write_json(folder.poses_json, info)
+    write_model(folder.poses, result.cameras, result.points, result.colors)
     return result.cameras
 
 
@@ -221,20 +201,12 @@ def warn(message: str, log=None) -> None:
         log(f"warning: {message}")
 
 
-def pose_verdict(run: Path) -> str | None:
-    """The verification verdict recorded in RUN/poses/poses.json (None: given poses or an older run)."""
-    path = run / "poses" / "poses.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text()).get("verification", {}).get("verdict")
-
-
 def _sparse_points(run: Path, images, cameras: Cameras, cfg: FitConfig) -> tuple[np.ndarray, np.ndarray]:
     """(P,3) points and (P,3) colours for the 3DGS sparse start: those of the pose model, or, when the
     model has none (e.g. given poses without points), triangulated from the images with those poses."""
     from splat.io.colmap import read_model
 
-    model_dir = Path(cfg.poses[len("given:") :]) if cfg.poses.startswith("given:") else run / "poses"
+    model_dir = Path(cfg.poses[len("given:") :]) if cfg.poses.startswith("given:") else RunFolder(run).poses
     points = read_model(model_dir)
     if len(points.points) >= 4:
         return points.points, points.colors
@@ -252,22 +224,6 @@ def _sparse_points(run: Path, images, cameras: Cameras, cfg: FitConfig) -> tuple
         return triangulate_known_poses(tmp, cameras)
 
 
-def run_logger(run: Path, stage: str, echo: bool = False):
-    """A log function for one stage: appends timestamped lines to RUN/fit.log (kept across resumes, so
-    batch runs, whose output nobody watches, can be diagnosed) and prints them too when `echo`."""
-    path = run / "fit.log"
-
-    def log(*parts, **_):
-        msg = " ".join(str(p) for p in parts)
-        with open(path, "a") as f:
-            for line in msg.splitlines() or [""]:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {stage}: {line}\n")
-        if echo:
-            print(msg, flush=True)
-
-    return log
-
-
 def stage_init(
     run: Path, images: list[np.ndarray], cameras: Cameras, cfg: FitConfig, resume: bool
 ) -> Gaussians:
@@ -277,8 +233,9 @@ def stage_init(
 
     if cfg.init.startswith("given:"):
         return read_ply(Path(cfg.init[len("given:") :]))
-    if resume and (run / "init.ply").exists():
-        return read_ply(run / "init.ply")
+    folder = RunFolder(run)
+    if resume and folder.init.exists():
+        return read_ply(folder.init)
     if cfg.init == "edgs":
         from splat.init.edgs import EdgsConfig, edgs_init
 
@@ -304,8 +261,8 @@ def stage_init(
         )
         + f", {len(gaussians)} after the budget"
     )
-    write_ply(run / "init.ply", gaussians)
-    _write_json(run / "init_report.json", report)
+    write_ply(folder.init, gaussians)
+    _write_json(folder.init_report, report)
     return gaussians
 
 
@@ -329,15 +286,16 @@ def fit(
     from splat.io.ply import write_ply
     from splat.train import train
 
-    run = Path(out_dir)
+    folder = RunFolder(out_dir)
+    run = folder.root
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    _write_json(run / "config.json", {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve())})
+    _write_json(folder.config, {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve())})
     run_logger(run, "fit")(f"{'resume' if resume else 'start'}: {images_dir} -> {run}")
     clock = Stopwatch()
     # pycolmap/OpenCV output and library warnings go into fit.log, not the terminal
-    with capture_library_output(run / "fit.log"):
+    with capture_library_output(folder.log):
         with clock("load"):
             imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
             keep = _select_views(imageset.names, cfg.views)
@@ -357,13 +315,13 @@ def fit(
                 images,
                 cfg.train_config(device),
                 callbacks=callbacks,
-                checkpoint_dir=run / "checkpoints",
+                checkpoint_dir=folder.checkpoints,
                 resume=resume,
                 progress=progress,
             )
         with clock("export"):
-            write_ply(run / "splat.ply", result.gaussians)
-            write_model(run / "cameras", result.cameras.to(device="cpu", dtype=torch.float64))
+            write_ply(folder.splat, result.gaussians)
+            write_model(folder.cameras, result.cameras.to(device="cpu", dtype=torch.float64))
     metrics = {
         "views": len(images),
         "names": names,
@@ -373,9 +331,9 @@ def fit(
         "seconds_total": round(sum(clock.times.values()), 3),
         "train": result.summary(),
         # 'verified' | 'low_confidence' | 'failed' (kept with --accept-unverified) | 'given' (--poses given:)
-        "cameras_verdict": "given" if cfg.poses.startswith("given:") else pose_verdict(run),
+        "cameras_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict(),
     }
-    _write_json(run / "metrics.json", metrics)
+    _write_json(folder.metrics, metrics)
     run_logger(run, "fit")(
         f"done: {len(result.gaussians)} Gaussians, final train PSNR {result.final_psnr:.2f} dB, "
         + "stage seconds "
@@ -384,28 +342,6 @@ def fit(
     return metrics
 
 
-RUN_ARTIFACTS = ("poses", "init.ply", "init_report.json", "checkpoints", "splat.ply", "cameras",
-                 "metrics.json", "eval.json", "eval_cameras")  # fmt: skip
-
-
 def start_over(run_dir: str | Path) -> None:
     """Remove an earlier fit's artifacts from RUN (fit.log stays), so nothing of it is resumed or kept."""
-    import shutil
-
-    for name in RUN_ARTIFACTS:
-        path = Path(run_dir) / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def load_run(run_dir: str | Path) -> tuple[Gaussians, Cameras]:
-    """The trained Gaussians and cameras of a finished run."""
-    from splat.io.colmap import read_model
-    from splat.io.ply import read_ply
-
-    run = Path(run_dir)
-    if not (run / "splat.ply").exists():
-        raise InputError(f"{run}: no splat.ply here; is this a finished `splat fit` run folder?")
-    return read_ply(run / "splat.ply"), read_model(run / "cameras").cameras
+    RunFolder(run_dir).start_over()

@@ -19,8 +19,9 @@ from splat.eval.evaluate import evaluate_run
 from splat.geometry.se3 import rotation_angle_deg, se3_exp
 from splat.io.colmap import read_model, write_model
 from splat.io.datasets import load_scene, tnt_split
-from splat.pipeline import FitConfig, fit, load_run
+from splat.pipeline import FitConfig, fit
 from splat.render import render
+from splat.run import load_run
 from splat.types import Cameras
 
 SCENES = Path(__file__).resolve().parents[1] / "scenes"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from splat.errors import InputError
+from splat.run import RunFolder
 from splat.types import Cameras, Gaussians, ValidationError
 
 THUMBNAIL_SIDE = 160
@@ -40,7 +40,7 @@ def _read_gaussians(ply: Path) -> Gaussians:
 def _read_cameras(run: Path) -> Cameras | None:
     from splat.io.colmap import read_model
 
-    for folder in (run / "cameras", run / "poses"):
+    for folder in (RunFolder(run).cameras, RunFolder(run).poses):
         if (folder / "images.txt").exists() or (folder / "images.bin").exists():
             return read_model(folder).cameras
     return None
@@ -49,7 +49,7 @@ def _read_cameras(run: Path) -> Cameras | None:
 def _image_folder(run: Path) -> Path | None:
     """The training image folder named in RUN/config.json, if any and if it still exists."""
     try:
-        config = json.loads((run / "config.json").read_text())
+        config = RunFolder(run).read_config()
     except (OSError, ValueError):
         return None
     for key in ("images", "images_dir", "image_dir"):
@@ -81,7 +81,7 @@ def load_view_input(path: str | os.PathLike) -> ViewInput:
     """
     path = Path(path)
     if path.is_dir():
-        run, ply = path, path / "splat.ply"
+        run, ply = path, RunFolder(path).splat
         if not ply.is_file():
             raise InputError(f"{path}: no splat.ply here; pass a `splat fit` run folder or a .ply file")
     elif path.is_file():

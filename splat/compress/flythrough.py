@@ -175,7 +175,7 @@ def render_run_video(
     backend: str = "auto",
 ) -> Path:
     """Render a fly-through of a finished run (splat.ply, cameras/) to `video` (default RUN/<kind>.mp4)."""
-    from splat.pipeline import load_run
+    from splat.run import load_run
 
     gaussians, cameras = load_run(run)
     path = camera_path(cameras, kind, frames)

@@ -9,7 +9,6 @@ would measure the alignment, not the scene. Ground truth that does not fit the r
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import Tensor
 
 from splat.errors import InputError
 from splat.eval.align import AlignSettings, align_views
+from splat.run import RunFolder
 from splat.types import Cameras
 
 # A right match leaves the training centres within ~8 % of the camera spread (12 % for a failed
@@ -99,9 +99,7 @@ def check_gt_fits(run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backen
     from splat.render import render
     from splat.train.data import psnr_value
 
-    metrics = run / "metrics.json"
-    trained = json.loads(metrics.read_text()).get("train", {}) if metrics.exists() else {}
-    trained = trained.get("final_train_psnr")
+    trained = RunFolder(run).read_metrics().get("train", {}).get("final_train_psnr")
     values = []
     for v, name in enumerate(run_cams.names):
         if name not in scene.images.names:
@@ -174,20 +172,19 @@ def evaluate_run(
             or its images of the training views not the ones the run was trained on).
     """
     from splat.eval.metrics import lpips, psnr, ssim
-    from splat.io.atomic import atomic_write_text
     from splat.io.colmap import write_model
     from splat.io.datasets import load_scene
-    from splat.pipeline import load_run
     from splat.render import render
+    from splat.run import load_run, write_json
 
     if start_focal not in ("run", "gt"):
         raise ValueError(f"start_focal {start_focal!r}: use 'run' or 'gt'")
     settings = settings or AlignSettings()
     if refine_steps is not None:
         settings = replace(settings, max_steps=int(refine_steps))
-    run = Path(run_dir)
-    gaussians, run_cams = load_run(run)
-    max_side = json.loads((run / "config.json").read_text()).get("max_side")
+    run = RunFolder(run_dir)
+    gaussians, run_cams = load_run(run.root)
+    max_side = run.read_config().get("max_side")
     scene = load_scene(Path(gt_dir), max_side=max_side)
     if scene.cameras is None:
         raise InputError(f"{gt_dir}: no ground-truth cameras (expected sparse/0 with a COLMAP model)")
@@ -199,7 +196,7 @@ def evaluate_run(
             f"its training cameras are {off:.0f} % of the spread off the run's after Sim(3) "
             f"(a right match: under {limit:.0f} %): another scene, or wrong cameras in the run",
         )
-    gt_check = check_gt_fits(run, gaussians, run_cams, scene, gt_dir, backend)
+    gt_check = check_gt_fits(run.root, gaussians, run_cams, scene, gt_dir, backend)
     names = test_names if test_names is not None else test_view_names(scene.images.names, run_cams.names)
     unknown = [n for n in names if n not in mapped.names]
     if unknown:
@@ -244,6 +241,6 @@ def evaluate_run(
         "align_settings": asdict(settings),
         "per_view": per_view,
     }
-    write_model(run / "eval_cameras", test_cams.to(device="cpu"))  # the aligned test cameras, for reuse
-    atomic_write_text(run / "eval.json", json.dumps(result, indent=2) + "\n")
+    write_model(run.eval_cameras, test_cams.to(device="cpu"))  # the aligned test cameras, for reuse
+    write_json(run.eval, result)
     return result
