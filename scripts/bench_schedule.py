@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+from splat.config import REFINE_STEPS
 from splat.eval import metrics as metrics_module
 from splat.eval.evaluate import evaluate_run
 from splat.init.budget import prune_to_budget
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--gt", default="scenes/garden")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_schedule"))
-    ap.add_argument("--refine-steps", type=int, help="alignment step cap per test view (default 300)")
+    ap.add_argument("--refine-steps", type=int, help=f"alignment step cap per view (default {REFINE_STEPS})")
     ap.add_argument("--configs", nargs="+", default=["steps=1500", "steps=600", "steps=600,c2f=1"])
     args = ap.parse_args()
     src = RunFolder(args.run).read_config()

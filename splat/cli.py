@@ -14,12 +14,12 @@ import warnings
 
 from splat import checks
 from splat.checks import count, counts, number, port
+from splat.config import BACKENDS, DEVICES, REFINE_STEPS, FitConfig
 from splat.errors import SplatError
 from splat.export import FORMATS
 from splat.logs import show_warning
 
-BUDGET = 80_000  # FitConfig.budget; repeated here so `splat --help` does not import torch (tested)
-BACKENDS = ["auto", "torch", "cpu", "cuda"]
+FIT = FitConfig()  # the fit and batch flags' defaults (splat.config loads no torch: `splat --help` is quick)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> None:
@@ -45,7 +45,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
-    from splat.pipeline import FitConfig, fit
+    from splat.pipeline import fit
     from splat.run import RunFolder
 
     out = checks.fit_out(args)
@@ -182,7 +182,8 @@ class _Parser(argparse.ArgumentParser):
 
 STEPS = count(1, "give 1 or more training steps")
 SIDE = count(checks.MIN_SIDE, f"give {checks.MIN_SIDE} px or more")
-REFINE = count(1, "give 1 or more alignment steps (default 300)")
+REFINE = count(1, f"give 1 or more alignment steps (default {REFINE_STEPS})")
+REFINE_HELP = f"step cap of each test view's alignment (default {REFINE_STEPS})"
 FORCE = "replace what is at the output path (a file or run not written by this command)"
 
 
@@ -203,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="start the run in --out over, or write into a non-empty folder"
     )
-    p.add_argument("--poses", default="auto", help="auto | sparse | colmap | given:DIR (COLMAP model)")
+    p.add_argument("--poses", default=FIT.poses, help="auto | sparse | colmap | given:DIR (COLMAP model)")
     p.add_argument(
         "--focal",
         type=number(0, fix="give the focal in pixels, > 0"),
@@ -217,20 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep a camera solution that fails its verification (marked in poses.json and metrics.json)",
     )
-    p.add_argument("--init", default="edgs", help="edgs | sparse | given:PATH.ply")
+    p.add_argument("--init", default=FIT.init, help="edgs | sparse | given:PATH.ply")
     p.add_argument(
         "--budget",
         type=count(0, "give 0 (no limit) or more Gaussians"),
-        default=BUDGET,
-        help=f"max initial Gaussians (default {BUDGET}; 0: no limit)",
+        default=FIT.budget,
+        help=f"max initial Gaussians (default {FIT.budget}; 0: no limit)",
     )
-    p.add_argument("--budget-rule", default="random", choices=["random", "confidence", "voxel"])
+    p.add_argument("--budget-rule", default=FIT.budget_rule, choices=["random", "confidence", "voxel"])
     p.add_argument("--views", help="comma-separated image names to train on (others held out)")
     p.add_argument("--steps", type=STEPS, help="training steps")
-    p.add_argument("--max-side", type=SIDE, default=512, help="downscale images to this longer side")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-side", type=SIDE, default=FIT.max_side, help="downscale images to this longer side")
+    p.add_argument("--device", default=FIT.device, choices=DEVICES)
     p.add_argument("--backend", choices=BACKENDS, help="rasterizer backend")
-    p.add_argument("--seed", type=count(0, "give 0 or more"), default=0)
+    p.add_argument("--seed", type=count(0, "give 0 or more"), default=FIT.seed)
     p.add_argument("--view", action="store_true", help="watch training live in the browser viewer")
     p.add_argument("--host", default="127.0.0.1", help="viewer address (with --view)")
     p.add_argument("--port", type=port, default=8080, help="viewer port (with --view)")
@@ -239,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")
     p.add_argument("run")
     p.add_argument("--gt", required=True, help="scene folder with images/ and sparse/0")
-    p.add_argument("--refine-steps", type=REFINE, help="step cap of each test view's alignment (default 300)")
+    p.add_argument("--refine-steps", type=REFINE, help=REFINE_HELP)
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.set_defaults(func=_cmd_eval)
 
@@ -249,17 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="tnt", choices=["tnt"], help="benchmark layout (tnt)")
     p.add_argument("--views", type=counts, default="3,6,12", help="training-view counts, comma-separated")
     p.add_argument("--scenes", help="only these scene folders, comma-separated")
-    p.add_argument("--poses", default="auto", help="auto | sparse | colmap | gt (the scene's own model)")
+    p.add_argument("--poses", default=FIT.poses, help="auto | sparse | colmap | gt (the scene's own model)")
     p.add_argument("--steps", type=STEPS, help="training steps per fit")
     p.add_argument(
         "--budget",
         type=count(0, "give 0 (no limit) or more Gaussians"),
-        default=BUDGET,
-        help=f"max initial Gaussians (default {BUDGET})",
+        default=FIT.budget,
+        help=f"max initial Gaussians (default {FIT.budget})",
     )
-    p.add_argument("--max-side", type=SIDE, default=512)
-    p.add_argument("--refine-steps", type=REFINE, help="step cap of each test view's alignment (default 300)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-side", type=SIDE, default=FIT.max_side)
+    p.add_argument("--refine-steps", type=REFINE, help=REFINE_HELP)
+    p.add_argument("--device", default=FIT.device, choices=DEVICES)
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--jobs", type=count(1), default=1, help="local executor: worker processes")
     p.add_argument("--address", help="ray executor: cluster address (default: start a local Ray)")

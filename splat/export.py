@@ -60,11 +60,10 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, **options) 
 
         return write_model(out, cameras)
     if fmt == "mesh":
-        import torch
-
         from splat.compress.mesh import tsdf_mesh, write_mesh
+        from splat.config import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device("auto")
         mesh = tsdf_mesh(gaussians.to(device), cameras, **options)
         return write_mesh(out, mesh)
     return write_gaussians(out, gaussians, fmt, **options)

@@ -10,60 +10,17 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from splat.config import FitConfig, resolve_device
 from splat.errors import InputError
 from splat.logs import capture_library_output
 from splat.run import RunFolder, run_logger
 from splat.run import write_json as _write_json
 from splat.types import Cameras, Gaussians
-
-
-@dataclass
-class FitConfig:
-    """Everything `splat fit` can change; the defaults do the right thing."""
-
-    max_side: int | None = 512  # images are downscaled so the longer side is at most this
-    poses: str = "auto"  # auto | sparse | colmap | given:DIR (a COLMAP model)
-    focal: float | None = None  # focal in pixels at the loaded size, if known (held fixed; beats EXIF)
-    exif: bool = True  # use the photos' EXIF focal when every photo carries one
-    accept_unverified: bool = False  # keep a camera solution that fails its verification (marked so)
-    init: str = "edgs"  # edgs | sparse | given:PLY
-    budget: int | None = 80_000  # garden 12 views: 80k beat 130k in held-out PSNR (docs/PERF.md)
-    budget_rule: str = "random"
-    views: list[str] | None = None  # train on these image names only (others are held out)
-    device: str = "auto"
-    seed: int = 0
-    train: dict = field(default_factory=dict)  # overrides of splat.train.TrainConfig fields
-
-    def train_config(self, device: torch.device):
-        """Our method's training defaults (short schedule, pose refinement), then user overrides."""
-        from splat.train import TrainConfig
-
-        defaults = {
-            "steps": 1500,
-            "pose_refine": True,
-            "sh_degree_every": 300,
-            "checkpoint_every": 250,
-            # 30% of the steps at 1/4 size, 30% at 1/2: a third less time, same held-out PSNR (docs/PERF.md)
-            "resolution_schedule": ((0.3, 4), (0.6, 2)),
-            # visible-only Adam with visibility rescaling: +0.27..0.73 dB held-out over plain visible-only
-            # Adam, level with dense Adam (docs/PERF.md)
-            "adam_rescale_cap": 4.0,
-        }
-        return TrainConfig(**{**defaults, **self.train, "device": str(device), "seed": self.seed})
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    return torch.device(device)
 
 
 class Stopwatch:

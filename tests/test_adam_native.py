@@ -69,7 +69,7 @@ def _case(N: int, steps: int = 15):
 def test_native_matches_torch_twin(sparse, rescale_cap):
     N = int(torch.randint(50, 3000, ()))
     init, lrs, grads, masks = _case(N)
-    got = _run("native", init, lrs, grads, masks, sparse, rescale_cap=rescale_cap)
+    got = _run("cpu", init, lrs, grads, masks, sparse, rescale_cap=rescale_cap)
     ref = _run("torch", init, lrs, grads, masks, sparse, rescale_cap=rescale_cap)
     for k in init:
         assert torch.equal(got.state[k]["step"], ref.state[k]["step"]), k
@@ -84,8 +84,8 @@ def test_native_matches_torch_twin(sparse, rescale_cap):
 
 def test_native_is_bit_identical_across_thread_counts():
     init, lrs, grads, masks = _case(6000, steps=4)  # large enough to run in parallel
-    one = _run("native", init, lrs, grads, masks, True, threads=1)
-    two = _run("native", init, lrs, grads, masks, True, threads=2)
+    one = _run("cpu", init, lrs, grads, masks, True, threads=1)
+    two = _run("cpu", init, lrs, grads, masks, True, threads=2)
     for k in init:
         assert torch.equal(one.params[k], two.params[k]), k
         assert torch.equal(one.state[k]["exp_avg_sq"], two.state[k]["exp_avg_sq"]), k
@@ -106,8 +106,8 @@ def test_low_precision_parameters_take_the_torch_path_next_to_native_ones():
 
 def test_state_dict_resume_keeps_bias_tables_long_enough():
     init, lrs, grads, masks = _case(100, steps=12)
-    a = _run("native", init, lrs, grads, masks, True)
-    b = GaussianAdam({k: v.detach() for k, v in a.params.items()}, a.lr, backend="native")
+    a = _run("cpu", init, lrs, grads, masks, True)
+    b = GaussianAdam({k: v.detach() for k, v in a.params.items()}, a.lr, backend="cpu")
     b.load_state_dict(a.state_dict())
     for opt in (a, b):
         for k in init:

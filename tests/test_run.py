@@ -48,6 +48,7 @@ def test_load_run_refuses_a_folder_without_splat_ply(tmp_path):
         load_run(tmp_path)
 
 
-def test_the_module_loads_no_torch():
-    code = "import sys, splat.run, splat.checks; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+def test_the_run_and_config_modules_load_no_torch():
+    code = "import sys, splat.run, splat.config, splat.checks; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -32,6 +32,8 @@ def scene(n: int = 120, views: int = 4, seed: int | None = None):
 
 def config(**kw) -> TrainConfig:
     base = dict(steps=40, backend=BACKEND, log_every=10, sh_degree=1, sh_degree_every=20, lrs=FAST_LRS)
+    # the trainer alone: fixed poses, one resolution, plain visible-only Adam
+    base |= dict(pose_refine=False, resolution_schedule=(), adam_rescale_cap=0.0, checkpoint_every=1000)
     return TrainConfig(**{**base, **kw})
 
 

@@ -112,6 +112,7 @@ def test_adc_grows_an_under_reconstructed_scene_and_no_densify_does_not():
     images = render_views(random_gaussians(200, generator=gen, log_scale=-3.0), cams, BACKEND)
     init = random_gaussians(20, generator=gen, log_scale=-1.5)  # too few, too large
     base = dict(steps=16, backend=BACKEND, log_every=1, sh_degree=1, seed=int(torch.randint(1000, ())))
+    base |= dict(pose_refine=False, resolution_schedule=(), adam_rescale_cap=0.0, sh_degree_every=1000)
     adc = TrainConfig(**base, strategy="adc", strategy_options=dict(refine_start=3, refine_every=5))
     counts = [h["n_gaussians"] for h in train(init, cams, images, adc, progress=False).history]
     assert counts[-1] > 2 * len(init)

@@ -175,6 +175,7 @@ def render_run_video(
     backend: str = "auto",
 ) -> Path:
     """Render a fly-through of a finished run (splat.ply, cameras/) to `video` (default RUN/<kind>.mp4)."""
+    from splat.config import resolve_device
     from splat.run import load_run
 
     gaussians, cameras = load_run(run)
@@ -183,6 +184,6 @@ def render_run_video(
         path.K[:, :2] *= scale
         path.width = (path.width * scale).round().long().clamp_min(1)
         path.height = (path.height * scale).round().long().clamp_min(1)
-    gaussians = gaussians.to("cuda" if torch.cuda.is_available() else "cpu")
+    gaussians = gaussians.to(resolve_device("auto"))
     out = Path(video) if video else Path(run) / f"{kind}.mp4"
     return write_video(out, render_frames(gaussians, path, backend), fps)

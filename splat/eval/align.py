@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from splat.config import REFINE_STEPS
 from splat.geometry.se3 import rotation_angle_deg
 from splat.train.data import check_sizes, image_tensors, resolution_levels
 from splat.train.losses import photometric_loss
@@ -51,7 +52,7 @@ class AlignSettings:
 
     factors: tuple[int, ...] = (4, 2, 1)
     min_side: int = 128
-    max_steps: int = 400  # garden 192 px, 1 degree + 4 % focal off: 130-250 steps
+    max_steps: int = REFINE_STEPS  # garden 192 px, 1 degree + 4 % focal off: 130-250 steps
     window: int = 10
     min_stage_steps: int = 20
     tol_px: float = 0.1

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from splat.config import BACKENDS
 from splat.errors import SplatError
 from splat.native import build as native_build
 from splat.native.ops import composite_cpu, project_cpu
@@ -21,8 +22,6 @@ from splat.render.composite_torch import composite_torch
 from splat.render.project import project_gaussians
 from splat.render.sh import SH_C0, eval_sh
 from splat.types import Cameras, Gaussians
-
-BACKENDS = ("auto", "torch", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ class GaussianAdam:
             fraction of N; above it, update all rows with the invisible ones masked out (same
             result: measured on a 2-core CPU, gathering wins below about 40% visible).
         backend: "auto" (native kernel for float32 CPU parameters when it is built, else torch),
-            "native" (required: raises when unavailable) or "torch".
+            "cpu" (the native kernel required: raises when unavailable) or "torch"; the words of
+            splat.config.BACKENDS.
         rescale_cap: in sparse mode, scale each visible row's step by min(rescale_cap, sqrt(t / s))
             (t: steps taken, s: the row's update count; see the module docstring); 0 = off.
     """
@@ -71,8 +72,8 @@ class GaussianAdam:
         backend: str = "auto",
         rescale_cap: float = 0.0,
     ) -> None:
-        if backend not in ("auto", "native", "torch"):
-            raise ValueError(f"GaussianAdam backend must be auto, native or torch, got {backend!r}")
+        if backend not in ("auto", "cpu", "torch"):
+            raise ValueError(f"GaussianAdam backend must be auto, cpu or torch, got {backend!r}")
         self.params = {k: _leaf(v.detach().clone()) for k, v in params.items()}  # never alias the caller's
         self.lr = {k: float(lr[k]) for k in self.params}
         self.betas = (float(betas[0]), float(betas[1]))
@@ -257,12 +258,12 @@ def _fusable(p: Tensor) -> bool:
 
 
 def _native_module(backend: str):
-    """The native extension when backend allows and it is built, else None (backend="native": raise)."""
+    """The native extension when backend allows and it is built, else None (backend="cpu": raise)."""
     if backend == "torch":
         return None
     from splat.native import build
 
-    if backend == "native" or build.available():
+    if backend == "cpu" or build.available():
         return build.load()
     return None
 
