@@ -40,12 +40,12 @@ import torch
 
 from splat.compress.compressed_ply import read_compressed_ply, write_compressed_ply
 from splat.compress.dotsplat import read_splat, write_splat
-from splat.compress.flythrough import look_at
 from splat.compress.gltf import read_glb, write_glb
 from splat.compress.quantize import QuantizeConfig, read_quantized, write_quantized
 from splat.compress.sog import read_sog, write_sog
 from splat.compress.spz import read_spz, write_spz
 from splat.eval.metrics import psnr
+from splat.geometry.se3 import look_at_w2c
 from splat.io.ply import read_ply, write_ply
 from splat.render import render
 from splat.render.sh import rgb_to_sh
@@ -95,7 +95,7 @@ def synthetic_scene(n: int, sh_degree: int = 3, seed: int = 0) -> Gaussians:
     rgb = 0.25 + 0.4 * checker * torch.tensor([0.9, 0.6, 0.3]) + 0.2 * torch.sin(means + 0.5 * nrm(1, 3))
     rgb = (rgb + 0.03 * nrm(n, 3)).clamp(0.02, 0.98)
     K = (sh_degree + 1) ** 2 - 1
-    band = torch.tensor([int(math.isqrt(k + 1)) for k in range(K)], dtype=torch.float64)
+    band = torch.tensor([int(math.isqrt(k + 1)) for k in range(K)]).double()
     shared = nrm(n, K, 1) * (0.12 / band)[None, :, None]
     sh_rest = shared * (1 + 0.2 * nrm(n, 1, 3)) + 0.02 * nrm(n, K, 3)
     return Gaussians(means, log_scales, quats, opacity_logits, rgb_to_sh(rgb), sh_rest).to(
@@ -108,8 +108,8 @@ def synthetic_cameras(views: int, width: int = 256, height: int = 192) -> Camera
     w2c, K = [], []
     for k in range(views):
         a = 2 * math.pi * (k + 0.3) / views
-        eye = torch.tensor([3.6 * math.cos(a), 1.2 + 0.3 * math.sin(3 * a), 3.6 * math.sin(a)])
-        w2c.append(look_at(eye, torch.tensor([0.0, 0.5, 0]), torch.tensor([0.0, 1, 0])))
+        eye = torch.tensor([3.6 * math.cos(a), 1.2 + 0.3 * math.sin(3 * a), 3.6 * math.sin(a)]).double()
+        w2c.append(look_at_w2c(eye, torch.tensor([0.0, 0.5, 0]).double(), torch.tensor([0.0, 1, 0])))
         K.append(torch.tensor([[0.9 * width, 0, width / 2], [0, 0.9 * width, height / 2], [0, 0, 1]]))
     return Cameras(torch.stack(K).double(), torch.stack(w2c), [width] * views, [height] * views)
 

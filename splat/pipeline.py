@@ -167,18 +167,9 @@ def _sparse_points(run: Path, images, cameras: Cameras, cfg: FitConfig) -> tuple
     points = read_model(model_dir)
     if len(points.points) >= 4:
         return points.points, points.colors
-    import tempfile
+    from splat.init.colmap_points import triangulate_images
 
-    import cv2
-
-    from splat.init.colmap_points import triangulate_known_poses
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for image, name in zip(images, cameras.names):
-            rgb = np.asarray(image)
-            rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8) if rgb.dtype != np.uint8 else rgb
-            cv2.imwrite(str(Path(tmp) / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        return triangulate_known_poses(tmp, cameras)
+    return triangulate_images(images, cameras)
 
 
 def stage_init(

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
+from splat.geometry.camera import camera_centers
+
 
 class ValidationError(ValueError):
     """Raised when a Cameras/Gaussians object holds inconsistent or non-finite data."""
@@ -73,8 +75,7 @@ class Cameras:
     @property
     def centers(self) -> Tensor:
         """Camera centres in world coordinates, (V, 3): C = -R^T t."""
-        R, t = self.w2c[:, :3, :3], self.w2c[:, :3, 3]
-        return -(R.transpose(1, 2) @ t[..., None])[..., 0]
+        return camera_centers(self.w2c)
 
     @property
     def focal(self) -> Tensor:

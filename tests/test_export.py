@@ -8,8 +8,9 @@ import torch
 from conftest import make_gaussians
 
 from splat.cli import main
-from splat.compress.flythrough import interpolate_path, look_at, orbit_path, scene_center
+from splat.compress.flythrough import interpolate_path, orbit_path, scene_center
 from splat.export import FORMATS, export, read_gaussians
+from splat.geometry.se3 import look_at_w2c
 from splat.io.colmap import read_model, write_model
 from splat.io.ply import write_ply
 from splat.types import Cameras
@@ -19,8 +20,8 @@ def ring(views: int, width: int = 40, height: int = 30, dist: float = 4.0) -> Ca
     w2c = []
     for v in range(views):
         a = 2 * math.pi * v / views + 0.3
-        eye = torch.tensor([dist * math.cos(a), 0.5 + 0.2 * math.sin(2 * a), dist * math.sin(a)])
-        w2c.append(look_at(eye, torch.zeros(3), torch.tensor([0.0, -1, 0])))
+        eye = torch.tensor([dist * math.cos(a), 0.5 + 0.2 * math.sin(2 * a), dist * math.sin(a)]).double()
+        w2c.append(look_at_w2c(eye, torch.zeros(3).double(), torch.tensor([0.0, -1, 0])))
     K = torch.tensor([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=torch.float64)
     names = [f"img_{(7 * v) % views:02d}.png" for v in range(views)]  # names not in pose order
     return Cameras(K.expand(views, 3, 3).clone(), torch.stack(w2c), [width] * views, [height] * views, names)

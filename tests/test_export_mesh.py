@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from splat.compress.flythrough import look_at
+from splat.geometry.se3 import look_at_w2c
 from splat.types import Cameras, Gaussians
 
 try:
@@ -46,8 +46,8 @@ def ring_cameras(views: int, width: int = 64, height: int = 48, dist: float = 3.
     w2c = []
     for v in range(views):
         a = 2 * math.pi * v / views
-        eye = torch.tensor([dist * math.cos(a), dist * math.sin(a), 0.8 * math.sin(3 * a)])
-        w2c.append(look_at(eye, torch.zeros(3), torch.tensor([0.0, 0, 1])))
+        eye = torch.tensor([dist * math.cos(a), dist * math.sin(a), 0.8 * math.sin(3 * a)]).double()
+        w2c.append(look_at_w2c(eye, torch.zeros(3).double(), torch.tensor([0.0, 0, 1])))
     K = torch.tensor(
         [[1.1 * width, 0, width / 2], [0, 1.1 * width, height / 2], [0, 0, 1]], dtype=torch.float64
     )

@@ -16,7 +16,6 @@ from splat.geometry.se3 import (
     rotmat_to_quat_wxyz,
     se3_exp,
 )
-from splat.geometry.triangulate import reprojection_errors, triangulate_dlt
 
 D = torch.float64
 
@@ -266,55 +265,3 @@ def test_apply_sim3_to_w2c_maps_centres_and_points_consistently():
         assert torch.allclose(uv2, uv, atol=1e-8) and torch.allclose(d2, s * d, atol=1e-10)
     # ATE of the aligned cameras against the mapped ones is zero
     assert ate(camera_centers(new), s * C @ R.T + t, align="none")["rmse"] < 1e-10
-
-
-# --- triangulation ---------------------------------------------------------------------------
-
-
-def _views(V):
-    w2c = cameras_looking_at_origin(V)
-    K = torch.stack([rand_K() for _ in range(V)])
-    P = K @ w2c[:, :3, :]
-    return K, w2c, P
-
-
-@pytest.mark.parametrize("V", [2, 3, 5])
-def test_triangulate_noise_free(V):
-    K, w2c, P = _views(V)
-    X = torch.randn(500, 3, dtype=D) * 0.7
-    uv = torch.stack([project(X, K[v], w2c[v])[0] for v in range(V)])
-    Xt = triangulate_dlt(P, uv, torch.ones(V, 500, dtype=torch.bool))
-    assert Xt.dtype == D and torch.allclose(Xt, X, atol=1e-6)
-    err = reprojection_errors(Xt, P, uv, torch.ones(V, 500, dtype=torch.bool))
-    assert err.shape == (V, 500) and err.max() < 1e-6
-    assert torch.allclose(triangulate_dlt(P.float(), uv.float(), None), X, atol=1e-2)
-
-
-def test_triangulate_with_masked_views():
-    V, N = 4, 300
-    K, w2c, P = _views(V)
-    X = torch.randn(N, 3, dtype=D) * 0.7
-    uv = torch.stack([project(X, K[v], w2c[v])[0] for v in range(V)])
-    mask = torch.rand(V, N) < 0.6
-    mask[:, :5] = False
-    mask[0, :5] = True  # points 0-4 seen once: undetermined
-    mask[:2, 5:10] = True
-    mask[2:, 5:10] = False  # points 5-9 seen exactly by views 0 and 1
-    uv_bad = torch.where(mask[..., None], uv, 1e4 * torch.randn_like(uv))  # masked entries are junk
-    Xt = triangulate_dlt(P, uv_bad, mask)
-    ok = mask.sum(0) >= 2
-    assert torch.isnan(Xt[~ok]).all() and ok[5:10].all()
-    assert torch.allclose(Xt[ok], X[ok], atol=1e-6)
-    err = reprojection_errors(Xt, P, uv_bad, mask)
-    assert torch.isnan(err[~mask]).all()
-    assert err[mask & ok[None]].max() < 1e-6
-
-
-def test_triangulate_with_noise_is_close():
-    V, N = 3, 400
-    K, w2c, P = _views(V)
-    X = torch.randn(N, 3, dtype=D) * 0.7
-    uv = torch.stack([project(X, K[v], w2c[v])[0] for v in range(V)])
-    Xt = triangulate_dlt(P, uv + 0.5 * torch.randn_like(uv))
-    # half a pixel at ~500 px focal and ~4 units distance: a few millimetres in world units
-    assert (Xt - X).norm(dim=-1).median() < 0.02

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from splat.errors import InputError
+from splat.geometry.se3 import look_at_w2c
 from splat.init.edgs import EdgsConfig, edgs_depths, edgs_init, match_pairs, select_neighbors
 from splat.types import Cameras
 
@@ -16,16 +17,8 @@ SCENES = Path(__file__).resolve().parents[1] / "scenes"
 
 
 def look_at(eye, target=(0.0, 0.0, 0.0)):
-    eye, target = np.asarray(eye, float), np.asarray(target, float)
-    z = target - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, -1.0, 0.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, -R @ eye
-    return T
+    eye, target = (torch.tensor(v, dtype=torch.float64) for v in (eye, target))
+    return look_at_w2c(eye, target, torch.tensor([0.0, -1.0, 0.0])).numpy()
 
 
 def plane_scene(n_views=4, rng=None):

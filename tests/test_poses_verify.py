@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from splat.errors import InputError
+from splat.geometry.se3 import look_at_w2c
 from splat.poses import estimate_poses
 from splat.poses.bundle import Observations, bundle_adjust
 from splat.poses.tracks import Tracks
@@ -18,15 +19,8 @@ W, H, F = 512, 384, 490.0
 
 def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(4,4) OpenCV world-to-camera looking from centre at target, y down."""
-    z = target - centre
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, -1.0, 0.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    w2c = np.eye(4)
-    w2c[:3, :3] = np.stack([x, y, z])
-    w2c[:3, 3] = -w2c[:3, :3] @ centre
-    return w2c
+    eye, target = torch.as_tensor(centre, dtype=torch.float64), torch.as_tensor(target, dtype=torch.float64)
+    return look_at_w2c(eye, target, torch.tensor([0.0, -1.0, 0.0])).numpy()
 
 
 def _scene(rng, views: int = 5, points: int = 400, arc_deg: float = 60.0):

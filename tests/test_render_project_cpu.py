@@ -12,8 +12,8 @@ the pose and K sums ill-conditioned: both float32 paths then sit ~1e-4 away). In
 import pytest
 import torch
 
+from splat.geometry.se3 import quat_wxyz_to_rotmat
 from splat.native import build
-from splat.render.project import quat_to_rotmat
 from splat.render.render import RenderSettings, project_torch, render
 from splat.types import Gaussians
 
@@ -47,7 +47,7 @@ def camera(W=64, H=48):
     """A random pose near the identity and a pinhole K with an off-centre principal point."""
     q = torch.cat([torch.ones(1), torch.randn(3) * 0.05])
     w2c = torch.eye(4)
-    w2c[:3, :3] = quat_to_rotmat(q[None])[0]
+    w2c[:3, :3] = quat_wxyz_to_rotmat(q[None])[0]
     w2c[:3, 3] = torch.randn(3) * 0.3
     f = 40 + 20 * torch.rand(2)
     K = torch.tensor([[f[0], 0, W / 2 + 4 * torch.rand(1).item()], [0, f[1], H / 2 - 3], [0, 0, 1]])

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import viser
 
+from splat.io.images import to_uint8
 from splat.types import Cameras, Gaussians
 from viewer.cameras import rotation, scaled_intrinsics, vertical_fov, viser_to_w2c, w2c_to_viser
 from viewer.render_bridge import one_view, render_rgb
@@ -34,7 +35,7 @@ def _thumbnail(image: np.ndarray | None) -> np.ndarray | None:
     if image is None:
         return None
     image = np.asarray(image)
-    return image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return to_uint8(image)
 
 
 def _budget_step(n: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from splat.io.images import to_uint8
 from splat.types import Cameras, Gaussians
 
 
@@ -26,4 +27,4 @@ def render_rgb(
 
     with torch.no_grad():
         image = render(gaussians, camera, background=background).image
-    return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return to_uint8(image).cpu().numpy()

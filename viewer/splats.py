@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splat.render.project import quat_to_rotmat
+from splat.geometry.se3 import quat_wxyz_to_rotmat
 from splat.render.sh import sh_to_rgb
 from splat.types import Cameras, Gaussians
 
@@ -71,7 +71,7 @@ def select(gaussians: Gaussians, max_count: int, min_opacity: float = 0.0) -> Te
 
 def covariances(log_scales: Tensor, quats: Tensor) -> Tensor:
     """Sigma = R diag(s)^2 R^T from log-scales (N,3) and wxyz quaternions (N,4) -> (N,3,3)."""
-    R = quat_to_rotmat(quats)  # the renderer's own convention
+    R = quat_wxyz_to_rotmat(quats)  # the renderer's own convention
     M = R * log_scales.exp()[:, None, :]
     return M @ M.transpose(1, 2)
 

@@ -19,26 +19,12 @@ import torch
 from torch import Tensor
 
 from splat.errors import InputError
+from splat.geometry.se3 import look_at_w2c
 from splat.io.atomic import atomic_path
+from splat.io.images import to_uint8
 from splat.types import Cameras, Gaussians
 
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
-
-
-def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
-    """OpenCV world-to-camera (4, 4) float64: camera at eye (3,) looking at target (3,), world up (3,)."""
-    eye, target, up = (torch.as_tensor(v, dtype=torch.float64) for v in (eye, target, up))
-    z = torch.nn.functional.normalize(target - eye, dim=0)
-    x = torch.linalg.cross(-up, z)
-    if float(x.norm()) < 1e-9:  # looking along up: any perpendicular right vector will do
-        x = torch.linalg.cross(torch.tensor([1.0, 0, 0], dtype=torch.float64), z)
-        x = x if float(x.norm()) > 1e-9 else torch.tensor([0.0, 1, 0], dtype=torch.float64)
-    x = torch.nn.functional.normalize(x, dim=0)
-    y = torch.linalg.cross(z, x)
-    w2c = torch.eye(4, dtype=torch.float64)
-    w2c[:3, :3] = torch.stack([x, y, z])
-    w2c[:3, 3] = -w2c[:3, :3] @ eye
-    return w2c
 
 
 def scene_up(cameras: Cameras) -> Tensor:
@@ -69,7 +55,7 @@ def orbit_path(cameras: Cameras, frames: int, center: Tensor | None = None) -> C
     e2 = torch.linalg.cross(up, e1)
     angles = torch.arange(frames, dtype=torch.float64) * (2 * math.pi / frames)
     eyes = center + height * up + radius * (angles.cos()[:, None] * e1 + angles.sin()[:, None] * e2)
-    w2c = torch.stack([look_at(e, center, up) for e in eyes])
+    w2c = look_at_w2c(eyes, center.expand_as(eyes), up)
     return _path_cameras(cameras[0], w2c, cameras.K[:1].double().expand(frames, 3, 3))
 
 
@@ -127,7 +113,7 @@ def render_frames(gaussians: Gaussians, path: Cameras, backend: str = "auto", ba
     with torch.no_grad():
         for v in range(len(cams)):
             image = render(gaussians, cams[v], background=background, backend=backend).image
-            yield (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+            yield to_uint8(image).cpu().numpy()
 
 
 def write_video(path: str | os.PathLike, frames, fps: int = 24) -> Path:

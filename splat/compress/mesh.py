@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from splat.errors import InputError
+from splat.io.images import to_uint8
 from splat.types import Cameras, Gaussians
 
 
@@ -39,7 +40,7 @@ def rendered_depths(
         for v in range(len(cams)):
             r = render(gaussians, cams[v], backend=backend)
             depth = torch.where(r.alpha > alpha_min, r.depth / r.alpha.clamp_min(1e-6), 0.0)
-            colour = (r.image.clamp(0, 1) * 255).round().to(torch.uint8)
+            colour = to_uint8(r.image)
             out.append((colour.cpu().numpy(), depth.float().cpu().numpy()))
     return out
 

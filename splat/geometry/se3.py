@@ -17,11 +17,19 @@ from torch import Tensor
 def quat_wxyz_to_rotmat(q: Tensor) -> Tensor:
     """Rotation matrices from quaternions (..., 4) wxyz; q is normalised first (any norm > 0).
 
+    Written out rather than through roma: the renderer differentiates it, and the native projection
+    kernel (splat/native/csrc/project_cpu.cpp) computes the same expressions.
+
     Returns:
         R: (..., 3, 3).
     """
-    q = q / q.norm(dim=-1, keepdim=True)
-    return roma.unitquat_to_rotmat(torch.cat([q[..., 1:], q[..., :1]], -1))
+    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]  # fmt: skip
+    return torch.stack(rows, -1).reshape(*q.shape[:-1], 3, 3)
 
 
 def rotmat_to_quat_wxyz(R: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,21 @@ import pycolmap
 
 from splat.io.colmap import read_model
 from splat.types import Cameras
+
+
+def triangulate_images(images: list[np.ndarray], cameras: Cameras) -> tuple[np.ndarray, np.ndarray]:
+    """triangulate_known_poses on images in memory: (H,W,3) float [0,1] or uint8, one per camera.
+
+    They are written as PNG (lossless, so pycolmap sees exactly these pixels) into a temp folder."""
+    import cv2
+
+    from splat.io.images import to_uint8
+
+    names = [f"{k:05d}_{Path(name).stem}.png" for k, name in enumerate(cameras.names)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for image, name in zip(images, names):
+            cv2.imwrite(str(Path(tmp) / name), cv2.cvtColor(to_uint8(np.asarray(image)), cv2.COLOR_RGB2BGR))
+        return triangulate_known_poses(tmp, replace(cameras, names=names))
 
 
 def triangulate_known_poses(image_dir: str | Path, cameras: Cameras) -> tuple[np.ndarray, np.ndarray]:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import roma
 import torch
 
 from splat.errors import InputError
+from splat.geometry.se3 import quat_wxyz_to_rotmat, rotmat_to_quat_wxyz
 from splat.io.atomic import atomic_path, atomic_write_text
 from splat.types import Cameras
 
@@ -121,15 +121,12 @@ class ColmapModel:
 
 def qvec_to_rotmat(qvec: np.ndarray) -> np.ndarray:
     """(..., 4) wxyz quaternions (normalised here) -> (..., 3, 3) float64 rotations."""
-    q = torch.as_tensor(np.asarray(qvec, np.float64))
-    q = q / q.norm(dim=-1, keepdim=True)
-    return roma.unitquat_to_rotmat(q[..., [1, 2, 3, 0]]).numpy()  # roma wants xyzw
+    return quat_wxyz_to_rotmat(torch.as_tensor(np.asarray(qvec, np.float64))).numpy()
 
 
 def rotmat_to_qvec(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotations -> (..., 4) float64 wxyz unit quaternions with w >= 0."""
-    q = roma.rotmat_to_unitquat(torch.as_tensor(np.asarray(R, np.float64)))[..., [3, 0, 1, 2]]
-    return torch.where(q[..., :1] < 0, -q, q).numpy()
+    return rotmat_to_quat_wxyz(torch.as_tensor(np.asarray(R, np.float64))).numpy()
 
 
 # ---------------------------------------------------------------- text format

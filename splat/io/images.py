@@ -112,6 +112,17 @@ def _read_pil(path: Path) -> np.ndarray:
     return a.astype(np.float32) / 255.0
 
 
+def to_uint8(image):
+    """An image with values in [0, 1] as uint8: clipped, rounded to nearest; uint8 passes through.
+
+    numpy arrays stay numpy arrays, torch tensors stay tensors on their device (any shape)."""
+    if isinstance(image, np.ndarray):
+        return image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    import torch
+
+    return image if image.dtype == torch.uint8 else (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+
+
 def downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Area-downscale (H, W, 3) so the longer side is <= max_side (never upscales)."""
     H, W = image.shape[:2]

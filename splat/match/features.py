@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from splat.io.images import to_uint8
+
 
 @dataclass
 class Features:
@@ -51,7 +53,7 @@ class PairMatches:
 
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
     """(H,W,3) float [0,1] or uint8 RGB -> (H,W) uint8 gray."""
-    im = image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    im = to_uint8(image)
     return cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) if im.ndim == 3 else im
 
 

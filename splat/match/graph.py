@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from splat.io.images import to_uint8
+
 
 def global_descriptors(
     images: list[np.ndarray], thumb: tuple[int, int] = (32, 24), bins: int = 4
@@ -17,7 +19,7 @@ def global_descriptors(
     """(V, D) unit-norm descriptors: zero-mean grey thumbnail (+ its gradients) and sqrt colour histogram."""
     out = []
     for im in images:
-        rgb = im if im.dtype == np.uint8 else (np.clip(im, 0, 1) * 255).astype(np.uint8)
+        rgb = to_uint8(im)
         small = cv2.resize(rgb, thumb, interpolation=cv2.INTER_AREA).astype(np.float32)
         gray = small.mean(-1)
         g = gray - gray.mean()

@@ -82,7 +82,9 @@ def roma_match(matcher: RomaMatcher, img0: np.ndarray, img1: np.ndarray) -> Dens
     """
     from PIL import Image
 
-    pil = [Image.fromarray(np.round(np.clip(im, 0, 1) * 255).astype(np.uint8)) for im in (img0, img1)]
+    from splat.io.images import to_uint8
+
+    pil = [Image.fromarray(to_uint8(im)) for im in (img0, img1)]
     warp, certainty = matcher.model.match(pil[0], pil[1], device=matcher.device)
     warp, certainty = _numpy(warp), _numpy(certainty)
     if warp.ndim == 4:  # batched output with a batch of one

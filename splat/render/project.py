@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from splat.geometry.se3 import quat_wxyz_to_rotmat
+
 
 @dataclass
 class Projected:
@@ -32,20 +34,9 @@ class Projected:
     cov2d: Tensor
 
 
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Quaternions wxyz (N, 4), normalised here -> rotation matrices (N, 3, 3)."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]  # fmt: skip
-    return torch.stack(rows, -1).reshape(*quats.shape[:-1], 3, 3)
-
-
 def covariance_camera(log_scales: Tensor, quats: Tensor, R_w2c: Tensor) -> Tensor:
     """Camera-space 3D covariance R_w2c (Rq S S^T Rq^T) R_w2c^T, (N, 3, 3)."""
-    M = R_w2c @ quat_to_rotmat(quats) * log_scales.exp()[:, None, :]  # (N,3,3) = R_w2c Rq S
+    M = R_w2c @ quat_wxyz_to_rotmat(quats) * log_scales.exp()[:, None, :]  # (N,3,3) = R_w2c Rq S
     return M @ M.transpose(1, 2)
 
 

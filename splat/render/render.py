@@ -16,6 +16,7 @@ from torch import Tensor
 
 from splat.config import BACKENDS
 from splat.errors import SplatError
+from splat.geometry.camera import camera_centers
 from splat.native import build as native_build
 from splat.native.ops import composite_cpu, project_cpu
 from splat.render.composite_torch import composite_torch
@@ -91,17 +92,12 @@ def camera_parts(camera: Cameras | Sequence) -> tuple[Tensor, Tensor, int, int]:
     return K, w2c, int(width), int(height)
 
 
-def camera_center(w2c: Tensor) -> Tensor:
-    """Camera centre in world coordinates, (3,): -R^T t."""
-    return -w2c[:3, :3].T @ w2c[:3, 3]
-
-
 def gaussian_colors(gaussians: Gaussians, w2c: Tensor, sh_degree: int, clamp: bool = True) -> Tensor:
     """View-dependent RGB (N, 3): SH at the view direction (mean - camera centre) + 0.5, clamped >= 0."""
     if sh_degree == 0:
         rgb = SH_C0 * gaussians.sh_dc
     else:
-        dirs = torch.nn.functional.normalize(gaussians.means - camera_center(w2c), dim=-1)
+        dirs = torch.nn.functional.normalize(gaussians.means - camera_centers(w2c), dim=-1)
         rgb = eval_sh(sh_degree, gaussians.sh_dc, dirs, sh_rest=gaussians.sh_rest)
     rgb = rgb + 0.5
     return rgb.clamp_min(0) if clamp else rgb

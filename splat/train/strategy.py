@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from splat.render.project import quat_to_rotmat
+from splat.geometry.se3 import quat_wxyz_to_rotmat
 from splat.render.render import RenderOutput
 from splat.train.adam import GaussianAdam
 
@@ -168,7 +168,7 @@ class ClassicADC:
 def split_children(g: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """Two children per Gaussian: means sampled from N(mean, R S^2 R^T), scales / 1.6, the rest copied."""
     scales = g["log_scales"].float().exp()  # (M, 3)
-    R = quat_to_rotmat(g["quats"].float())  # (M, 3, 3)
+    R = quat_wxyz_to_rotmat(g["quats"].float())  # (M, 3, 3)
     z = torch.randn((2, *scales.shape), generator=generator).to(scales.device)
     offsets = torch.einsum("mij,bmj->bmi", R, scales * z)  # (2, M, 3)
     out = {k: torch.cat([v, v]) for k, v in g.items()}
