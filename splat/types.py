@@ -15,11 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
+from splat.errors import ValidationError
 from splat.geometry.camera import camera_centers
-
-
-class ValidationError(ValueError):
-    """Raised when a Cameras/Gaussians object holds inconsistent or non-finite data."""
 
 
 def _check(cond: bool, msg: str) -> None:

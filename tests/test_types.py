@@ -4,7 +4,8 @@ import pytest
 import roma
 import torch
 
-from splat.types import Cameras, Gaussians, ValidationError
+from splat.errors import SplatError, ValidationError
+from splat.types import Cameras, Gaussians
 
 
 def random_cameras(V: int, dtype=torch.float64) -> Cameras:
@@ -102,3 +103,10 @@ def test_from_points_round_trips_colour_and_scale():
     assert torch.allclose(sh_to_rgb(g.sh_dc), rgb, atol=1e-6)
     assert torch.allclose(g.scales, s[:, None].expand(20, 3), atol=1e-6)
     assert torch.allclose(g.opacities, torch.full((20,), 0.3), atol=1e-6)
+
+
+def test_validation_error_is_a_splat_error_and_a_value_error():
+    from splat.train import TrainingDiverged
+
+    assert issubclass(ValidationError, SplatError) and issubclass(ValidationError, ValueError)
+    assert issubclass(TrainingDiverged, SplatError)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from splat.errors import InputError
+from splat.errors import InputError, ValidationError
 from splat.run import RunFolder
-from splat.types import Cameras, Gaussians, ValidationError
+from splat.types import Cameras, Gaussians
 
 THUMBNAIL_SIDE = 160
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from splat.config import resolve_device
-from splat.errors import SplatError, SplatWarning
+from splat.errors import SplatWarning, TrainingDiverged
 from splat.io.atomic import atomic_path
 from splat.train.adam import GaussianAdam
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
@@ -39,10 +39,6 @@ from splat.types import Cameras, Gaussians
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"  # the one before, kept in case the newest is unreadable
 SH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class TrainingDiverged(SplatError):
-    """The loss became NaN or infinite; the message names the saved last-good checkpoint."""
 
 
 @dataclass
