@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from splat.compress.flythrough import scene_center
-from splat.compress.mesh import default_voxel, fuse_tsdf, rendered_depths
+from splat.export.mesh import default_voxel, fuse_tsdf, rendered_depths
+from splat.export.video import scene_center
 from splat.run import load_run
 
 

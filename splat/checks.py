@@ -30,7 +30,7 @@ from pathlib import Path
 from splat.errors import InputError
 from splat.run import RunFolder
 
-# the same lists as splat.io.images.IMAGE_EXTENSIONS and splat.compress.flythrough.CONTAINERS (tested),
+# the same lists as splat.io.images.IMAGE_EXTENSIONS and splat.export.video.CONTAINERS (tested),
 # repeated because importing those modules loads torch
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov")  # said in _render's message

@@ -167,7 +167,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_render(args: argparse.Namespace) -> None:
-    from splat.compress.flythrough import render_run_video
+    from splat.export.video import render_run_video
 
     out = render_run_video(args.run, args.video, args.path, args.frames, args.fps, args.scale, args.backend)
     print(f"wrote {out} ({args.frames} frames)")

@@ -396,7 +396,7 @@ def test_help_does_not_import_torch():
 
 def test_the_checks_lists_match_the_modules_they_mirror():
     from splat.checks import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-    from splat.compress.flythrough import CONTAINERS
+    from splat.export.video import CONTAINERS
     from splat.io.images import IMAGE_EXTENSIONS as LOADED
 
     assert IMAGE_EXTENSIONS == LOADED and VIDEO_EXTENSIONS == tuple(CONTAINERS)

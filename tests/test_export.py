@@ -8,8 +8,8 @@ import torch
 from conftest import make_gaussians
 
 from splat.cli import main
-from splat.compress.flythrough import interpolate_path, orbit_path, scene_center
 from splat.export import FORMATS, export, read_gaussians
+from splat.export.video import interpolate_path, orbit_path, scene_center
 from splat.geometry.se3 import look_at_w2c
 from splat.io.colmap import read_model, write_model
 from splat.io.ply import write_ply

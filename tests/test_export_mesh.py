@@ -64,7 +64,7 @@ def backproject(depth: np.ndarray, cam: Cameras) -> np.ndarray:
 
 
 def test_tsdf_mesh_of_a_splat_sphere_lies_on_the_rendered_surface():
-    from splat.compress.mesh import fuse_tsdf, rendered_depths
+    from splat.export.mesh import fuse_tsdf, rendered_depths
 
     g, cams = sphere_gaussians(3000), ring_cameras(6)
     frames = rendered_depths(g, cams, backend="torch")
@@ -88,7 +88,7 @@ def test_tsdf_mesh_of_a_splat_sphere_lies_on_the_rendered_surface():
 def test_far_background_does_not_coarsen_the_default_voxel_and_floaters_are_dropped():
     # Trained scenes keep a few huge Gaussians far away (sky, distant walls): the default voxel must
     # follow what the cameras see (the rendered depth), not the extent of all centres.
-    from splat.compress.mesh import default_voxel, fuse_tsdf, rendered_depths, tsdf_mesh
+    from splat.export.mesh import default_voxel, fuse_tsdf, rendered_depths, tsdf_mesh
 
     sphere, cams = sphere_gaussians(3000), ring_cameras(6)
     far = sphere_gaussians(20, radius=60.0)

@@ -1,8 +1,8 @@
-"""Compact splats and other output formats.
+"""Compressed splat formats.
 
 - quantize: our quantized container (.splatq): k-means codebooks, dense-and-sparse outliers,
   Morton order, zstd, checksummed sections (container), exact decoder.
 - compressed_ply (SuperSplat / PlayCanvas), spz (Niantic), dotsplat (antimatter15 .splat).
-- mesh: TSDF fusion of rendered depths (Open3D); flythrough: camera paths and .mp4 videos.
+- sog (PlayCanvas SOG), gltf (glTF KHR_gaussian_splatting .glb).
 `splat.export` dispatches `splat export RUN --format ...` to these.
 """

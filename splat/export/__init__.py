@@ -14,6 +14,8 @@
 | mesh            | RUN/export/mesh.ply        | TSDF fusion of rendered depths (Open3D)                  |
 
 Every file is written atomically. Importing this module loads no torch (`splat --help` imports it).
+The package also holds the run's other outputs: `mesh.py` (TSDF mesh) and `video.py` (`splat render`'s
+fly-through videos); the compressed formats are in splat.compress.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, **options) 
 
         return write_model(out, cameras)
     if fmt == "mesh":
-        from splat.compress.mesh import tsdf_mesh, write_mesh
         from splat.config import resolve_device
+        from splat.export.mesh import tsdf_mesh, write_mesh
 
         device = resolve_device("auto")
         mesh = tsdf_mesh(gaussians.to(device), cameras, **options)

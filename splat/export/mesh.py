@@ -97,7 +97,7 @@ def fuse_tsdf(
     """
     o3d = _open3d()
     o3c = o3d.core
-    from splat.compress.flythrough import scene_center
+    from splat.export.video import scene_center
 
     if max_depth is None:
         max_depth = 3 * float((cameras.centers.double() - scene_center(cameras)).norm(dim=1).median())
