@@ -69,12 +69,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     live = {}
 
     def start_live_view(gaussians, cameras, images):
-        from splat.train.trainer import params_to_gaussians
         from viewer.live import LiveView
 
         live["view"] = view = LiveView.start(gaussians, cameras, images, host=args.host, port=args.port)
-        detached = lambda params: params_to_gaussians({k: v.detach() for k, v in params.items()})  # noqa: E731
-        return [lambda r: view.on_step(r.step, detached(r.params), r.loss, r.psnr)]
+        return [lambda r: view.on_step(r.step, r.gaussians(), r.loss, r.psnr)]
 
     try:
         metrics = fit(

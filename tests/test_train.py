@@ -202,3 +202,14 @@ def test_an_unreadable_checkpoint_is_skipped_with_a_warning(tmp_path, broken, mo
     assert any("starts over" in m for m in messages) == (broken == "both")
     assert resumed.steps == 10 and resumed.final_loss == pytest.approx(full.final_loss, rel=1e-5)
     assert load_checkpoint(newest)["step"] == 10  # a readable checkpoint again
+
+
+def test_step_report_gives_watchers_detached_gaussians():
+    init, cams, images = scene(n=40, views=2)
+    seen = []
+    watch = [lambda r: seen.append((r.gaussians(), r))]
+    train(init, cams, images, config(steps=2), callbacks=watch, progress=False)
+    g, report = seen[-1]  # the last step's: nothing changes the live parameters after it
+    assert len(seen) == 2 and len(g) == report.n_gaussians
+    assert not g.means.requires_grad and torch.equal(g.means, report.params["means"].detach())
+    assert g.sh_rest.dtype == torch.float32

@@ -126,6 +126,10 @@ class StepReport:
     n_gaussians: int
     params: dict[str, Tensor]
 
+    def gaussians(self) -> Gaussians:
+        """A detached view of the live parameters as the renderer sees them (for the live viewer)."""
+        return params_to_gaussians({k: v.detach() for k, v in self.params.items()})
+
 
 @dataclass
 class TrainResult:
