@@ -1,6 +1,6 @@
 """Time from `splat view` start to the first complete frame in a headless browser.
 
-A synthetic 100k-Gaussian scene (viewer/demo.py) is written to a temporary .ply; `splat view` is
+A synthetic 100k-Gaussian scene (splat/viewer/demo.py) is written to a temporary .ply; `splat view` is
 started as a subprocess, and an already running headless Chromium (software WebGL) opens the URL
 as soon as it is printed. "Complete" means the centre of the view is drawn and two consecutive
 screenshots agree; the time reported is that of the first of the two (screenshot granularity,
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from splat.io.ply import write_ply
-from viewer.browser import browser_missing, headless_browser, open_page, screenshot, wait_for_splats
-from viewer.demo import demo_scene
+from splat.viewer.browser import browser_missing, headless_browser, open_page, screenshot, wait_for_splats
+from splat.viewer.demo import demo_scene
 
 
 def _read_url(proc: subprocess.Popen, timeout_s: float = 120.0) -> str:

@@ -1,7 +1,7 @@
 """`splat view` under load: several headless Chromium clients at once, rapid camera moves, one client
 dropped mid-frame per round (issue #21 item 6; tests/test_viewer_load.py is the short version).
 
-A synthetic scene (viewer/demo.py) is served by a real `splat view` process with "Render with splat"
+A synthetic scene (splat/viewer/demo.py) is served by a real `splat view` process with "Render with splat"
 on, so every camera move makes the server render a frame for that client. Prints the number of
 clients, frames served (rendered frames the clients received), the process's RSS after each round
 and its peak, and server errors (lines it printed other than its own three, tracebacks included).
@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from splat.io.ply import write_ply
-from viewer.browser import browser_missing, headless_browser
-from viewer.demo import demo_scene
-from viewer.stress import SPLATS, ViewProcess, load_round, open_client, server_render_on, wait_for
+from splat.viewer.browser import browser_missing, headless_browser
+from splat.viewer.demo import demo_scene
+from splat.viewer.stress import SPLATS, ViewProcess, load_round, open_client, server_render_on, wait_for
 
 OWN_LINES = ("viewing ", "open http://", "viewer stopped")
 

@@ -69,7 +69,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     live = {}
 
     def start_live_view(gaussians, cameras, images):
-        from viewer.live import LiveView
+        from splat.viewer.live import LiveView
 
         live["view"] = view = LiveView.start(gaussians, cameras, images, host=args.host, port=args.port)
         return [lambda r: view.on_step(r.step, r.gaussians(), r.loss, r.psnr)]
@@ -144,7 +144,7 @@ def _cmd_batch(args: argparse.Namespace) -> None:
 
 
 def _cmd_view(args: argparse.Namespace) -> None:
-    from viewer import serve
+    from splat.viewer import serve
 
     serve(args.path, host=args.host, port=args.port, say=lambda line: print(line, flush=True))
 

@@ -23,8 +23,8 @@ from splat.geometry.se3 import quat_wxyz_to_rotmat
 from splat.io.colmap import write_model
 from splat.io.ply import read_ply, write_ply
 from splat.render.sh import SH_C0
-from viewer.cameras import vertical_fov, viser_to_w2c, w2c_to_viser
-from viewer.splats import DisplayFrame, covariances, fit_display_frame, importance, select, splat_arrays
+from splat.viewer.cameras import vertical_fov, viser_to_w2c, w2c_to_viser
+from splat.viewer.splats import DisplayFrame, covariances, fit_display_frame, importance, select, splat_arrays
 
 # ---- conversions ------------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ def test_viser_camera_looks_along_plus_z_with_up_minus_y():
 def test_load_run_folder_with_cameras_and_thumbnails(tmp_path):
     from PIL import Image
 
-    from viewer.load import load_view_input
+    from splat.viewer.load import load_view_input
 
     g, cams = make_gaussians(50), make_cameras(3)
     run = tmp_path / "run"
@@ -155,7 +155,7 @@ def test_load_run_folder_with_cameras_and_thumbnails(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "no_ply", "garbage", "nan", "empty"])
 def test_bad_input_is_a_one_line_input_error(tmp_path, case):
-    from viewer.load import load_view_input
+    from splat.viewer.load import load_view_input
 
     path = tmp_path / "x.ply"
     if case == "no_ply":
@@ -179,7 +179,7 @@ def test_bad_input_is_a_one_line_input_error(tmp_path, case):
 
 @pytest.fixture(scope="module")
 def app():
-    from viewer import ViewerApp
+    from splat.viewer import ViewerApp
 
     cams = make_cameras(4, dtype=torch.float64)
     viewer = ViewerApp(make_gaussians(300, degree=1), cams, [None, np.ones((8, 8, 3)), None, None], port=0)
@@ -228,7 +228,7 @@ def test_app_budget_update_status_and_download(app):
 
 
 def test_server_render_of_a_client_at_a_training_camera_matches_the_renderer(app):
-    from viewer.render_bridge import render_rgb
+    from splat.viewer.render_bridge import render_rgb
 
     v = 2
     cams = app.cameras
@@ -269,7 +269,7 @@ def test_render_toggle_hides_the_browser_splats(app):
 
 
 def test_live_view_throttles_splat_updates(app):
-    from viewer import LiveView
+    from splat.viewer import LiveView
 
     now = [0.0]
     live = LiveView(app, interval_s=3.0, status_interval_s=0.5, clock=lambda: now[0])
@@ -334,7 +334,7 @@ def test_splat_view_of_a_missing_folder_is_one_line(tmp_path):
 
 
 def test_live_view_start_serves_the_initial_gaussians(capsys):
-    from viewer import LiveView
+    from splat.viewer import LiveView
 
     g = make_gaussians(120, degree=1)
     live = LiveView.start(g, make_cameras(2), port=0, interval_s=0.0)

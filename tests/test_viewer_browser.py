@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viewer.browser import browser_missing, centre, covered, headless_page, wait_for_splats
-from viewer.render_bridge import render_rgb
+from splat.viewer.browser import browser_missing, centre, covered, headless_page, wait_for_splats
+from splat.viewer.render_bridge import render_rgb
 
 MISSING = browser_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"headless browser unavailable: {MISSING}")
@@ -34,8 +34,8 @@ def _dismiss_notifications(page) -> None:
 
 def _thumbnails(scene, cameras) -> list[np.ndarray]:
     """Each camera's view of the scene, rendered small by our renderer (frustum images)."""
-    from viewer.cameras import scaled_intrinsics
-    from viewer.render_bridge import one_view, render_rgb
+    from splat.viewer.cameras import scaled_intrinsics
+    from splat.viewer.render_bridge import one_view, render_rgb
 
     thumbs = []
     for v in range(len(cameras)):
@@ -46,8 +46,8 @@ def _thumbnails(scene, cameras) -> list[np.ndarray]:
 
 
 def test_browser_draws_the_splats_our_renderer_draws():
-    from viewer import ViewerApp
-    from viewer.demo import demo_cameras, demo_scene
+    from splat.viewer import ViewerApp
+    from splat.viewer.demo import demo_cameras, demo_scene
 
     seed = int(np.random.default_rng().integers(1 << 16))
     scene, cameras = demo_scene(4000, seed=seed), demo_cameras()

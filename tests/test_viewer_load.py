@@ -11,8 +11,8 @@ it round after round). Nothing is timed.
 
 import pytest
 
-from viewer.browser import browser_missing, headless_browser
-from viewer.stress import SPLATS, ViewProcess, load_round, open_client, server_render_on, wait_for
+from splat.viewer.browser import browser_missing, headless_browser
+from splat.viewer.stress import SPLATS, ViewProcess, load_round, open_client, server_render_on, wait_for
 
 MISSING = browser_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"headless browser unavailable: {MISSING}")
@@ -25,7 +25,7 @@ def test_view_keeps_serving_under_load_with_bounded_memory(tmp_path):
     import numpy as np
 
     from splat.io.ply import write_ply
-    from viewer.demo import demo_scene
+    from splat.viewer.demo import demo_scene
 
     seed = int(np.random.default_rng().integers(1 << 16))
     server = ViewProcess(write_ply(tmp_path / "scene.ply", demo_scene(3000, seed=seed)))

@@ -42,8 +42,7 @@ def installed(tmp_path_factory):
     env |= {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1", "COLUMNS": "300"}
     src = tmp / "src"
     junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")
-    for name in ("splat", "viewer"):
-        shutil.copytree(ROOT / name, src / name, ignore=junk)
+    shutil.copytree(ROOT / "splat", src / "splat", ignore=junk)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip"]

@@ -7,8 +7,8 @@ import signal
 import threading
 from collections.abc import Callable
 
-from viewer.app import ViewerApp
-from viewer.load import load_view_input
+from splat.viewer.app import ViewerApp
+from splat.viewer.load import load_view_input
 
 
 def serve(

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from splat.types import Cameras, Gaussians
-from viewer.app import ViewerApp
+from splat.viewer.app import ViewerApp
 
 
 class LiveView:

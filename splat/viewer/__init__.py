@@ -3,9 +3,9 @@
 Importing this package pulls in viser; the rest of splat never imports it at module level.
 """
 
-from viewer.app import ViewerApp
-from viewer.live import LiveView
-from viewer.load import ViewInput, load_view_input
-from viewer.serve import serve
+from splat.viewer.app import ViewerApp
+from splat.viewer.live import LiveView
+from splat.viewer.load import ViewInput, load_view_input
+from splat.viewer.serve import serve
 
 __all__ = ["LiveView", "ViewInput", "ViewerApp", "load_view_input", "serve"]

@@ -21,9 +21,9 @@ import viser
 
 from splat.io.images import to_uint8
 from splat.types import Cameras, Gaussians
-from viewer.cameras import rotation, scaled_intrinsics, vertical_fov, viser_to_w2c, w2c_to_viser
-from viewer.render_bridge import one_view, render_rgb
-from viewer.splats import fit_display_frame, select, splat_arrays
+from splat.viewer.cameras import rotation, scaled_intrinsics, vertical_fov, viser_to_w2c, w2c_to_viser
+from splat.viewer.render_bridge import one_view, render_rgb
+from splat.viewer.splats import fit_display_frame, select, splat_arrays
 
 BACKGROUND = (1.0, 1.0, 1.0)  # viser's canvas is white; server renders use the same
 # A client can leave between _render_loop's check that it is connected and its frame's send; viser then warns

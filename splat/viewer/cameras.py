@@ -3,7 +3,7 @@
 Our cameras are OpenCV world-to-camera `w2c` + pinhole `K`. viser describes a camera (a frustum,
 or a browser's view) by its camera-to-world rotation (wxyz) and position, also in the OpenCV axis
 convention (looks along +z, image up is -y), plus a vertical field of view. Positions on the
-viser side live in the display frame (see viewer/splats.py).
+viser side live in the display frame (see splat/viewer/splats.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import numpy as np
 import viser.transforms as vtf
 
-from viewer.splats import DisplayFrame
+from splat.viewer.splats import DisplayFrame
 
 # viser's own SO3 (wxyz) does the quaternion maths here: splat.geometry.se3 imports roma, which
 # pulls in torch._dynamo and adds seconds to `splat view` start-up.
