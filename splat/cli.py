@@ -151,12 +151,11 @@ def _cmd_view(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from splat.export import export
+    from splat.run import RunFolder
 
     options = {"voxel": args.voxel, "backend": args.backend} if args.format == "mesh" else {}
     out = export(args.run, args.format, args.out, **options)  # splat.checks refused an --out not ours
     size = sum(f.stat().st_size for f in ([out] if out.is_file() else out.rglob("*") if out.is_dir() else []))
-    from splat.run import RunFolder
-
     ply, ratio = RunFolder(args.run).splat, ""
     compressed = ("ply-compressed", "splat", "spz", "sog", "glb", "quantized")
     if args.format in compressed and ply.is_file() and size:
