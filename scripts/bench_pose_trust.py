@@ -220,6 +220,8 @@ def run_one(images, names, gt, views, log_dir: Path | None) -> dict:
     row["focal_err_pct"] = float(100 * (cams.K[0, 0, 0] / g.K[0, 0, 0] - 1))
     row["method"] = res.method
     row["verdict"] = verdict_of(res)
+    v = getattr(res, "verification", None)
+    row["reason"] = getattr(v, "reason", None)  # what a flag says (kept in the JSON, not printed)
     if log_dir is not None:
         (log_dir / f"{'-'.join(map(str, views))}.log").write_text("\n".join(lines) + "\n")
     return row
