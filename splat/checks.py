@@ -1,7 +1,7 @@
 """Every flag of every command is checked here, before any work starts.
 
 Two layers:
-- argparse types (`count`, `number`, `port`, `counts`) check one value: its type and range;
+- argparse types (`count`, `side`, `number`, `port`, `names`, `counts`) check one value: its type and range;
 - `check(args)` checks what needs the file system, the network or several flags: input folders,
   output locations, whether the viewer's address can be bound.
 Each refusal is one line (`splat: error: ...`, printed by the CLI) naming the flag and the fix.
@@ -57,6 +57,10 @@ def count(least: int, fix: str | None = None):
     return parse
 
 
+side = count(MIN_SIDE, f"give {MIN_SIDE} px or more")
+"""argparse type: an image side in pixels, MIN_SIDE or more (--max-side)."""
+
+
 def number(above: float | None = None, least: float | None = None, fix: str = "give a positive number"):
     """argparse type: a finite float > above (or >= least)."""
 
@@ -82,6 +86,11 @@ def port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port; give a port from 1 to 65535 (e.g. 8080)")
     return value
+
+
+def names(text: str) -> list[str] | None:
+    """argparse type: comma-separated names, e.g. a.jpg,b.jpg (empty: None, no names given)."""
+    return text.split(",") if text else None
 
 
 def counts(text: str) -> list[int]:
@@ -115,11 +124,10 @@ def fit_out(args: argparse.Namespace) -> Path:
 def _fit(a: argparse.Namespace) -> None:
     names = _image_names(a.images, "IMAGES")
     if a.views:
-        views = a.views.split(",")
-        missing = [v for v in views if v not in names]
+        missing = [v for v in a.views if v not in names]
         if missing:
             raise InputError(f"--views: {', '.join(missing)} not in {a.images}; give names of its photos")
-        if len(set(views)) < 2:
+        if len(set(a.views)) < 2:
             raise InputError("--views: name at least 2 different photos to train on")
     if a.poses.startswith("given:"):
         _colmap_model(a.poses[len("given:") :], "--poses given:")

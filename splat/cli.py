@@ -6,6 +6,7 @@ Errors and warnings print as one line each: `splat: error: ...` (exit 2), `splat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -14,12 +15,12 @@ import warnings
 
 from splat import checks
 from splat.checks import count, counts, number, port
-from splat.config import BACKENDS, DEVICES, REFINE_STEPS, FitConfig
+from splat.config import BACKENDS, EvalConfig, FitConfig, TrainFlags
 from splat.errors import SplatError
 from splat.export import FORMATS
 from splat.logs import show_warning
 
-FIT = FitConfig()  # the fit and batch flags' defaults (splat.config loads no torch: `splat --help` is quick)
+BATCH_FIT = ("max_side", "poses", "budget", "device")  # the FitConfig fields `splat batch` sets
 
 
 def _cmd_doctor(args: argparse.Namespace) -> None:
@@ -44,6 +45,15 @@ def _cmd_info(args: argparse.Namespace) -> None:
         print(f"ground-truth cameras: {len(scene.cameras)} views")
 
 
+def fit_config(args: argparse.Namespace) -> FitConfig:
+    """The FitConfig of parsed `splat fit` flags (the TrainFlags given go into its train overrides)."""
+    return FitConfig(**flag_values(args, FitConfig), train=_train(args))
+
+
+def _train(args: argparse.Namespace, only: tuple[str, ...] | None = None) -> dict:
+    return {k: v for k, v in flag_values(args, TrainFlags, only).items() if v is not None}
+
+
 def _cmd_fit(args: argparse.Namespace) -> None:
     from splat.pipeline import fit
     from splat.run import RunFolder
@@ -51,21 +61,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     out = checks.fit_out(args)
     if args.force and RunFolder(out).is_run():
         RunFolder(out).start_over()
-    train = {k: v for k, v in {"steps": args.steps, "backend": args.backend}.items() if v is not None}
-    cfg = FitConfig(
-        max_side=args.max_side,
-        poses=args.poses,
-        focal=args.focal,
-        exif=not args.no_exif,
-        accept_unverified=args.accept_unverified,
-        init=args.init,
-        budget=args.budget,
-        budget_rule=args.budget_rule,
-        views=args.views.split(",") if args.views else None,
-        device=args.device,
-        seed=args.seed,
-        train=train,
-    )
+    cfg = fit_config(args)
     live = {}
 
     def start_live_view(gaussians, cameras, images):
@@ -104,7 +100,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from splat.eval.evaluate import evaluate_run
 
-    r = evaluate_run(args.run, args.gt, refine_steps=args.refine_steps, backend=args.backend)
+    r = evaluate_run(args.run, args.gt, **flag_values(args, EvalConfig))
     counts = f"{len(r['per_view'])} test views, {r['views_scored']} scored, {r['views_flagged']} flagged"
     if r["psnr"] is None:
         scores = "no view aligned, nothing scored"
@@ -119,8 +115,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_batch(args: argparse.Namespace) -> None:
     from splat.batch import run_batch
 
-    fit = {"max_side": args.max_side, "poses": args.poses, "budget": args.budget, "device": args.device}
-    fit["train"] = {"steps": args.steps} if args.steps else {}
+    fit = {**flag_values(args, FitConfig, BATCH_FIT), "train": _train(args, ("steps",))}
     t0 = time.perf_counter()
     records = run_batch(
         args.root,
@@ -177,10 +172,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"splat: error: {message} (see {self.prog} --help)\n")
 
 
-STEPS = count(1, "give 1 or more training steps")
-SIDE = count(checks.MIN_SIDE, f"give {checks.MIN_SIDE} px or more")
-REFINE = count(1, f"give 1 or more alignment steps (default {REFINE_STEPS})")
-REFINE_HELP = f"step cap of each test view's alignment (default {REFINE_STEPS})"
+def add_flags(
+    parser: argparse.ArgumentParser, settings, only: tuple[str, ...] | None = None, help: dict | None = None
+) -> None:
+    """Add one flag per field of the dataclass `settings` made by splat.config.setting (or per field in
+    `only`): its name, help (help[field] where given), type, choices and the field's default."""
+    fields = _setting_fields(settings)
+    for name in only or fields:
+        meta, default = fields[name].metadata, fields[name].default
+        flag, text = meta["flag"] or f"--{name.replace('_', '-')}", (help or {}).get(name, meta["help"])
+        if isinstance(default, bool):  # a switch: giving it sets the other value
+            parser.add_argument(flag, dest=name, action="store_false" if default else "store_true", help=text)
+        else:
+            parser.add_argument(
+                flag, dest=name, type=meta["type"], choices=meta["choices"], default=default, help=text
+            )
+
+
+def flag_values(args: argparse.Namespace, settings, only: tuple[str, ...] | None = None) -> dict:
+    """{field: value} of the flags add_flags(parser, settings, only) added, as parsed into `args`."""
+    return {name: getattr(args, name) for name in only or _setting_fields(settings)}
+
+
+def _setting_fields(settings) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(settings) if "help" in f.metadata}
+
+
 FORCE = "replace what is at the output path (a file or run not written by this command)"
 
 
@@ -201,34 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="start the run in --out over, or write into a non-empty folder"
     )
-    p.add_argument("--poses", default=FIT.poses, help="auto | sparse | colmap | given:DIR (COLMAP model)")
-    p.add_argument(
-        "--focal",
-        type=number(0, fix="give the focal in pixels, > 0"),
-        help="focal length in pixels at the loaded size, if known",
-    )
-    p.add_argument(
-        "--no-exif", action="store_true", help="ignore the photos' EXIF focal and estimate it from the images"
-    )
-    p.add_argument(
-        "--accept-unverified",
-        action="store_true",
-        help="keep a camera solution that fails its verification (marked in poses.json and metrics.json)",
-    )
-    p.add_argument("--init", default=FIT.init, help="edgs | sparse | given:PATH.ply")
-    p.add_argument(
-        "--budget",
-        type=count(0, "give 0 (no limit) or more Gaussians"),
-        default=FIT.budget,
-        help=f"max initial Gaussians (default {FIT.budget}; 0: no limit)",
-    )
-    p.add_argument("--budget-rule", default=FIT.budget_rule, choices=["random", "confidence", "voxel"])
-    p.add_argument("--views", help="comma-separated image names to train on (others held out)")
-    p.add_argument("--steps", type=STEPS, help="training steps")
-    p.add_argument("--max-side", type=SIDE, default=FIT.max_side, help="downscale images to this longer side")
-    p.add_argument("--device", default=FIT.device, choices=DEVICES)
-    p.add_argument("--backend", choices=BACKENDS, help="rasterizer backend")
-    p.add_argument("--seed", type=count(0, "give 0 or more"), default=FIT.seed)
+    add_flags(p, FitConfig)
+    add_flags(p, TrainFlags)
     p.add_argument("--view", action="store_true", help="watch training live in the browser viewer")
     p.add_argument("--host", default="127.0.0.1", help="viewer address (with --view)")
     p.add_argument("--port", type=port, default=8080, help="viewer port (with --view)")
@@ -237,8 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a run against a scene with ground-truth cameras")
     p.add_argument("run")
     p.add_argument("--gt", required=True, help="scene folder with images/ and sparse/0")
-    p.add_argument("--refine-steps", type=REFINE, help=REFINE_HELP)
-    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    add_flags(p, EvalConfig)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("batch", help="reconstruct and score every scene of a benchmark folder")
@@ -247,17 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="tnt", choices=["tnt"], help="benchmark layout (tnt)")
     p.add_argument("--views", type=counts, default="3,6,12", help="training-view counts, comma-separated")
     p.add_argument("--scenes", help="only these scene folders, comma-separated")
-    p.add_argument("--poses", default=FIT.poses, help="auto | sparse | colmap | gt (the scene's own model)")
-    p.add_argument("--steps", type=STEPS, help="training steps per fit")
-    p.add_argument(
-        "--budget",
-        type=count(0, "give 0 (no limit) or more Gaussians"),
-        default=FIT.budget,
-        help=f"max initial Gaussians (default {FIT.budget})",
-    )
-    p.add_argument("--max-side", type=SIDE, default=FIT.max_side)
-    p.add_argument("--refine-steps", type=REFINE, help=REFINE_HELP)
-    p.add_argument("--device", default=FIT.device, choices=DEVICES)
+    add_flags(p, FitConfig, BATCH_FIT, help={"poses": "auto | sparse | colmap | gt (the scene's own model)"})
+    add_flags(p, TrainFlags, ("steps",), help={"steps": "training steps per fit"})
+    add_flags(p, EvalConfig, ("refine_steps",))
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--jobs", type=count(1), default=1, help="local executor: worker processes")
     p.add_argument("--address", help="ray executor: cluster address (default: start a local Ray)")
@@ -277,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="load a scene folder and print its summary")
     p.add_argument("path")
-    p.add_argument("--max-side", type=SIDE, default=None)
+    p.add_argument("--max-side", type=checks.side, help="downscale images to this longer side")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("view", help="open a run folder or .ply in the browser viewer")

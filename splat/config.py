@@ -1,8 +1,11 @@
 """The settings `splat fit`, `splat batch` and `splat eval` share, with the defaults the CLI shows.
 
-The dataclasses here are the one source of every default: splat.cli reads its flag defaults from
-them, splat.pipeline runs them. Training settings are splat.train.TrainConfig (its defaults are our
-method's schedule); FitConfig.train holds the user's overrides of its fields.
+The dataclasses here are the one source of every default and of the flags that set them: each field
+made by `setting()` carries its flag's help, argparse type or choices and, where it is not --field-name,
+the flag's name; splat.cli.add_flags turns them into the flags of fit, batch and eval (tests/test_config.py
+fails when a field has no flag or a flag no field). Training settings are splat.train.TrainConfig (its
+defaults are our method's schedule); FitConfig.train holds the user's overrides of its fields, and
+TrainFlags names the ones the CLI offers.
 
 Importing this module loads no torch (`splat --help` reads it; tests/test_wheel.py checks).
 """
@@ -10,6 +13,8 @@ Importing this module loads no torch (`splat --help` reads it; tests/test_wheel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from splat.checks import count, names, number, side
 
 BACKENDS = ("auto", "torch", "cpu", "cuda")
 """The one compute vocabulary of render, Adam, SSIM: `torch` the PyTorch reference twin, `cpu` our
@@ -22,28 +27,80 @@ REFINE_STEPS = 400
 and 4 % focal off: 130-250 steps; splat.eval.align.AlignSettings.max_steps)."""
 
 
+def setting(default, help: str, *, flag: str | None = None, type=None, choices=None):
+    """A dataclass field with what its `splat` flag needs (splat.cli.add_flags reads it).
+
+    help: the flag's help (argparse expands %(default)s); flag: its name where it is not --field-name;
+    type: the argparse type that parses and checks the value (splat.checks); a bool field's flag takes
+    no value and sets the field to the opposite of its default."""
+    return field(default=default, metadata={"help": help, "flag": flag, "type": type, "choices": choices})
+
+
 @dataclass
 class FitConfig:
     """Everything `splat fit` can change; the defaults do the right thing."""
 
-    max_side: int | None = 512  # images are downscaled so the longer side is at most this
-    poses: str = "auto"  # auto | sparse | colmap | given:DIR (a COLMAP model)
-    focal: float | None = None  # focal in pixels at the loaded size, if known (held fixed; beats EXIF)
-    exif: bool = True  # use the photos' EXIF focal when every photo carries one
-    accept_unverified: bool = False  # keep a camera solution that fails its verification (marked so)
-    init: str = "edgs"  # edgs | sparse | given:PLY
-    budget: int | None = 80_000  # garden 12 views: 80k beat 130k in held-out PSNR (docs/PERF.md)
-    budget_rule: str = "random"  # random | confidence | voxel
-    views: list[str] | None = None  # train on these image names only (others are held out)
-    device: str = "auto"  # one of DEVICES
-    seed: int = 0
-    train: dict = field(default_factory=dict)  # overrides of splat.train.TrainConfig fields
+    max_side: int | None = setting(  # images are downscaled so the longer side is at most this
+        512,
+        "downscale images to this longer side (default %(default)s)",
+        type=side,
+    )
+    poses: str = setting("auto", "auto | sparse | colmap | given:DIR (COLMAP model)")
+    focal: float | None = setting(  # known focal (held fixed; beats EXIF)
+        None,
+        "focal length in pixels at the loaded size, if known",
+        type=number(0, fix="give the focal in pixels, > 0"),
+    )
+    exif: bool = setting(  # use the photos' EXIF focal when every photo carries one
+        True, "ignore the photos' EXIF focal and estimate it from the images", flag="--no-exif"
+    )
+    accept_unverified: bool = setting(
+        False, "keep a camera solution that fails its verification (marked in poses.json and metrics.json)"
+    )
+    init: str = setting("edgs", "edgs | sparse | given:PATH.ply")
+    budget: int | None = setting(  # garden 12 views: 80k beat 130k in held-out PSNR (docs/PERF.md)
+        80_000,
+        "max initial Gaussians (default %(default)s; 0: no limit)",
+        type=count(0, "give 0 (no limit) or more Gaussians"),
+    )
+    budget_rule: str = setting(
+        "random",
+        "which Gaussians the budget keeps (default %(default)s)",
+        choices=("random", "confidence", "voxel"),
+    )
+    views: list[str] | None = setting(
+        None, "comma-separated image names to train on (others held out)", type=names
+    )
+    device: str = setting("auto", "where to compute (auto: CUDA when torch sees one)", choices=DEVICES)
+    seed: int = setting(0, "random seed (default %(default)s)", type=count(0, "give 0 or more"))
+    train: dict = field(default_factory=dict)  # overrides of splat.train.TrainConfig fields (TrainFlags')
 
     def train_config(self, device):
         """The training settings: TrainConfig's defaults, the user's overrides, this fit's device and seed."""
         from splat.train import TrainConfig
 
         return TrainConfig(**{**self.train, "device": str(device), "seed": self.seed})
+
+
+@dataclass
+class TrainFlags:
+    """The splat.train.TrainConfig fields the CLI can override (FitConfig.train); None: TrainConfig's."""
+
+    steps: int | None = setting(None, "training steps", type=count(1, "give 1 or more training steps"))
+    backend: str | None = setting(None, "rasterizer backend", choices=BACKENDS)
+
+
+@dataclass
+class EvalConfig:
+    """What `splat eval` can change (splat.eval.evaluate.evaluate_run's arguments); `splat batch` shares
+    refine_steps."""
+
+    refine_steps: int | None = setting(  # None: splat.eval.align.AlignSettings.max_steps
+        None,
+        f"step cap of each test view's alignment (default {REFINE_STEPS})",
+        type=count(1, f"give 1 or more alignment steps (default {REFINE_STEPS})"),
+    )
+    backend: str = setting("auto", "rasterizer backend of the alignment", choices=BACKENDS)
 
 
 def resolve_device(device: str):

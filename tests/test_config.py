@@ -1,12 +1,13 @@
 """One source for every default: the config dataclasses, the CLI flags and the library agree."""
 
 import dataclasses
+import random
 
 import pytest
 import torch
 
-from splat.cli import build_parser
-from splat.config import BACKENDS, REFINE_STEPS, FitConfig
+from splat.cli import BATCH_FIT, build_parser, fit_config
+from splat.config import BACKENDS, REFINE_STEPS, EvalConfig, FitConfig, TrainFlags
 from splat.eval.align import AlignSettings
 from splat.render import render
 from splat.train import TrainConfig
@@ -37,6 +38,61 @@ def test_the_cli_shows_the_config_defaults():
     assert AlignSettings().max_steps == REFINE_STEPS
     eval_help = parser._subparsers._group_actions[0].choices["eval"].format_help()
     assert f"(default {REFINE_STEPS})" in " ".join(eval_help.split())
+
+
+COMMAND_ARGS = {  # the arguments of a command that are not settings: inputs, outputs, the live viewer
+    "fit": {"images", "out", "resume", "force", "view", "host", "port"},
+    "eval": {"run", "gt"},
+}
+
+
+def _dests(command: str) -> set[str]:
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    return {a.dest for a in sub._actions if a.dest != "help"}
+
+
+def _names(settings) -> set[str]:
+    return {f.name for f in dataclasses.fields(settings)}
+
+
+def test_every_setting_has_a_flag_and_every_flag_a_setting():
+    fit_settings = _names(FitConfig) - {"train"}  # train: the overrides TrainFlags offers
+    assert not (fit_settings | _names(TrainFlags)) & COMMAND_ARGS["fit"]
+    assert _dests("fit") == fit_settings | _names(TrainFlags) | COMMAND_ARGS["fit"]
+    assert _dests("eval") == _names(EvalConfig) | COMMAND_ARGS["eval"]
+    assert _names(TrainFlags) <= _names(TrainConfig)
+    assert set(BATCH_FIT) <= fit_settings and set(BATCH_FIT) <= _dests("batch")
+
+
+def test_fit_flags_reach_the_fit_config():
+    parser = build_parser()
+    assert fit_config(parser.parse_args(["fit", "photos"])) == FitConfig()
+    side, budget, seed, steps = (
+        random.randint(64, 4096),
+        random.randint(0, 10**6),
+        random.randint(0, 99),
+        random.randint(1, 9999),
+    )
+    focal = round(random.uniform(10, 2000), 3)
+    flags = (
+        f"fit photos --max-side {side} --poses sparse --focal {focal} --no-exif --accept-unverified "
+        f"--init sparse --budget {budget} --budget-rule voxel --views a.jpg,b.jpg --device cpu --seed {seed} "
+        f"--steps {steps} --backend torch"
+    )
+    assert fit_config(parser.parse_args(flags.split())) == FitConfig(
+        max_side=side,
+        poses="sparse",
+        focal=focal,
+        exif=False,
+        accept_unverified=True,
+        init="sparse",
+        budget=budget,
+        budget_rule="voxel",
+        views=["a.jpg", "b.jpg"],
+        device="cpu",
+        seed=seed,
+        train={"steps": steps, "backend": "torch"},
+    )
 
 
 def test_one_backend_vocabulary():
