@@ -8,6 +8,7 @@ can be inspected, resumed (`resume=True` skips stages whose artifact exists) and
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -101,8 +102,9 @@ def stage_poses(
     resume: bool,
     progress=None,
     priors: list | None = None,
-) -> Cameras:
-    """Cameras for the training images: given, resumed from RUN/poses, or estimated.
+) -> tuple[Cameras, list[np.ndarray]]:
+    """Cameras for the training images: given, resumed from RUN/poses, or estimated; and the images, which
+    are undistorted when the pose stage found lens distortion (RUN/poses/poses.json says how).
 
     priors: per image an EXIF FocalPrior or None (see choose_focal)."""
     from splat.io.colmap import write_model
@@ -110,9 +112,10 @@ def stage_poses(
     folder = RunFolder(run)
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     if cfg.poses.startswith("given:"):
-        return _cameras_from_given(cfg.poses[len("given:") :], names, sizes)
+        return _cameras_from_given(cfg.poses[len("given:") :], names, sizes), images
     if resume and (folder.poses / "images.txt").exists():
-        return _cameras_from_given(str(folder.poses), names, sizes)
+        lens = json.loads(folder.poses_json.read_text()).get("undistortion")
+        return _cameras_from_given(str(folder.poses), names, sizes), _undistort(images, lens)
     from splat.poses import estimate_poses
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -144,11 +147,49 @@ def stage_poses(
     values = ", ".join(f"{f:.1f}" for f in sorted(set(fx.round(1).tolist())))
     log(f"focal: {values} px ({focal_info['source']})")
     info["focal"] = focal_info
+    cameras = result.cameras
+    if result.k1 is not None and np.any(result.k1 != 0):
+        cameras, info["undistortion"] = _lens_model(cameras, result.k1)
+        images = _undistort(images, info["undistortion"])
+        focal_out = ", ".join(
+            f"{f:.1f}" for f in sorted({round(d["focal_out_px"], 1) for d in info["undistortion"]})
+        )
+        log(
+            f"lens: radial k1 {float(np.median(result.k1)):+.4f}; "
+            f"the photos are undistorted (focal {focal_out} px)"
+        )
     # poses.json first: a resumed run finds images.txt only once its verdict is on disk
     folder.poses.mkdir(parents=True, exist_ok=True)
     _write_json(folder.poses_json, info)
-    write_model(folder.poses, result.cameras, result.points, result.colors)
-    return result.cameras
+    write_model(folder.poses, cameras, result.points, result.colors)
+    return cameras, images
+
+
+def _lens_model(cameras: Cameras, k1: np.ndarray) -> tuple[Cameras, list[dict]]:
+    """Pinhole cameras of the undistorted photos and, per view, what undistorts it (k1 (V,))."""
+    from splat.geometry.lens import undistorted_focal
+
+    K = cameras.K.clone()
+    spec = []
+    for v in range(len(k1)):
+        f, c = float(K[v, 0, 0]), K[v, :2, 2].numpy().astype(np.float64)
+        size = (int(cameras.width[v]), int(cameras.height[v]))
+        f_out = undistorted_focal(f, c, size, float(k1[v]))
+        spec.append({"k1": float(k1[v]), "focal_px": f, "focal_out_px": f_out, "principal_point": c.tolist()})
+        K[v, 0, 0] = K[v, 1, 1] = f_out
+    return Cameras(K, cameras.w2c, cameras.width, cameras.height, cameras.names), spec
+
+
+def _undistort(images: list[np.ndarray], spec: list[dict] | None) -> list[np.ndarray]:
+    """The photos as pinhole images (spec: poses.json's "undistortion"; None: unchanged)."""
+    if not spec:
+        return images
+    from splat.geometry.lens import undistort_image
+
+    return [
+        undistort_image(im, d["focal_px"], np.asarray(d["principal_point"]), d["k1"], d["focal_out_px"])
+        for im, d in zip(images, spec)
+    ]
 
 
 def warn(message: str, log=None) -> None:
@@ -252,7 +293,7 @@ def fit(
             require_views(imageset, 2)
         with clock("poses"):
             priors = [imageset.focal_priors[i] for i in keep] if imageset.focal_priors else None
-            cameras = stage_poses(run, images, names, cfg, resume, progress, priors)
+            cameras, images = stage_poses(run, images, names, cfg, resume, progress, priors)
         with clock("init"):
             gaussians = stage_init(run, images, cameras, cfg, resume)
         with clock("train"):

@@ -77,7 +77,7 @@ def test_an_exif_focal_is_used_held_and_said_where_it_came_from(tmp_path):
     photos = load_image_folder(folder, max_side=512)
     run = tmp_path / "run"
     run.mkdir()
-    cams = stage_poses(run, photos.images, photos.names, FitConfig(), False, False, photos.focal_priors)
+    cams, _ = stage_poses(run, photos.images, photos.names, FitConfig(), False, False, photos.focal_priors)
     assert np.abs(cams.K[:, 0, 0].numpy() / f_true - 1).max() < 1e-4  # 1e-4: the rational in the EXIF
     info = json.loads((run / "poses" / "poses.json").read_text())
     assert info["focal"]["source"] == "exif" and info["verification"]["verdict"] == "verified"

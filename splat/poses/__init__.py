@@ -44,6 +44,7 @@ class PoseResult:
     timings: dict[str, float] = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     verification: Verification | None = None
+    k1: np.ndarray | None = None  # (V,) radial term of each photo (splat.geometry.lens); None: pinholes
 
 
 def _cameras(K: np.ndarray, w2c: np.ndarray, images: list[np.ndarray], names: list[str]) -> Cameras:
@@ -64,10 +65,11 @@ def _run(method: str, images, names, focal, log):
 
         r = solve_sparse_views(images, focal, log=log)
         out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
-    elif method == "colmap":
+    elif method in ("colmap", "colmap_radial"):
         from splat.poses.colmap_sfm import colmap_poses
 
-        r = colmap_poses(images, names, focal)
+        model = "SIMPLE_RADIAL" if method == "colmap_radial" else "SIMPLE_PINHOLE"
+        r = colmap_poses(images, names, focal, camera_model=model)
         out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
     else:
         raise ValueError(f"unknown pose method {method!r}: use auto, sparse or colmap")
@@ -162,11 +164,73 @@ def estimate_poses(
             f"{' ...' if len(missing) > 10 else ''}; remove them or add photos that overlap with them"
         )
     check = checks[best]
+    k1 = None
+    if method == "auto" and check.verdict != "failed" and _distorted(check):
+        # a pinhole fit of distorted photos biases the focal by several % (sceaux-castle: +5 to +12 %)
+        lens = _radial_repair(images, names, focal, best, log)
+        if lens is not None:
+            name, out, lens_check, k1 = lens
+            tried[name], checks[name] = out, lens_check
+            reason = f"{name}: the {best} solution's pinhole cameras did not fit the lens"
+            best, check = name, lens_check
+            log(f"poses: radial term k1 {float(np.median(k1)):+.4f}")
     if check.verdict == "failed" and not accept_unverified:
         raise InputError(
             f"the cameras could not be verified: {check.reason}; {check.fix}, "
             "or pass --accept-unverified to keep this solution anyway"
         )
+    (K, w2c, reg, pts, cols, diag, _), seconds = tried[best]
     timings = {f"{best}_total": seconds, **diag.get("times", {})}
     cams = _cameras(K, w2c, images, names)
-    return PoseResult(cams, pts, cols, best, reason, timings, diag, check)
+    return PoseResult(cams, pts, cols, best, reason, timings, diag, check, k1)
+
+
+def _radial_repair(images, names, focal, pinhole: str, log):
+    """Distorted photos: pycolmap with one radial term per camera (SIMPLE_RADIAL). A model of every view
+    that verifies is taken as it is; one of 3+ views lends its k1 to the pinhole method, which solves every
+    view again on the undistorted photos (the focal estimated again unless given: a partial model's focal
+    is not trusted) and must verify without lens distortion left.
+    Returns (method name, raw solution, its Verification, k1 (V,)) or None (the pinhole solution stays)."""
+    from splat.geometry.lens import undistort_image
+
+    V = len(images)
+    log("poses: the photos show lens distortion; solving again with a radial term (SIMPLE_RADIAL)")
+    try:
+        radial = _run("colmap_radial", images, names, focal, log)
+    except Exception as e:  # noqa: BLE001 - the pinhole solution stays, with its warning
+        log(f"poses: colmap_radial failed ({e})")
+        return None
+    K, reg, diag = radial[0][0], radial[0][2], radial[0][5]
+    if reg.all():
+        check = _verify(radial[0], names, log, focal is not None)
+        if check.verdict == "failed" or _distorted(check):
+            return None
+        return "colmap_radial", radial, check, np.asarray(diag["k1"], np.float64)
+    sizes = {im.shape[:2] for im in images}
+    if reg.sum() < 3 or len(sizes) > 1:
+        log(f"poses: colmap_radial registered {int(reg.sum())}/{V} views; the pinhole solution stays")
+        return None
+    k1 = float(np.median(np.asarray(diag["k1"])[reg]))
+    f = float(np.median(K[reg, 0, 0])) if focal is None else float(np.median(focal))
+    H, W = images[0].shape[:2]
+    c = np.array([W / 2, H / 2])
+    log(
+        f"poses: colmap_radial placed {int(reg.sum())}/{V} views (k1 {k1:+.4f}, focal {f:.1f} px); "
+        f"{pinhole} solves every view again on the undistorted photos"
+    )
+    flat = [undistort_image(np.asarray(im), f, c, k1, f) for im in images]
+    try:
+        out = _run(pinhole, flat, names, focal, log)
+    except Exception as e:  # noqa: BLE001
+        log(f"poses: {pinhole} on the undistorted photos failed ({e})")
+        return None
+    if not out[0][2].all():
+        return None
+    check = _verify(out[0], names, log, focal is not None)
+    if check.verdict == "failed" or _distorted(check):
+        return None
+    return f"{pinhole}+radial", out, check, np.full(V, k1)
+
+
+def _distorted(check: Verification) -> bool:
+    return check.distortion is not None and check.distortion.status == "distorted"

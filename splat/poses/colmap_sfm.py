@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from splat.geometry.lens import undistort_pixels
 from splat.poses.tracks import Tracks
 from splat.poses.verify import tracks_from_reconstruction
 
@@ -28,7 +29,8 @@ class ColmapResult:
     points: np.ndarray  # (P,3)
     colors: np.ndarray  # (P,3) float32 in [0,1]
     diagnostics: dict = field(default_factory=dict)
-    tracks: Tracks | None = None  # observations of the points (for the verification)
+    tracks: Tracks | None = None  # observations of the points, pinhole pixels (for the verification)
+    k1: np.ndarray | None = None  # (V,) SIMPLE_RADIAL term per view (None: pinhole cameras)
 
 
 def _write_images(
@@ -80,11 +82,13 @@ def colmap_poses(
     exhaustive_max: int = 60,
     num_threads: int = 2,
     workdir: str | None = None,
+    camera_model: str = "SIMPLE_PINHOLE",
 ) -> ColmapResult:
     """Run pycolmap SfM on in-memory images (H,W,3); returns cameras in our conventions.
 
     focal: None (COLMAP's default start), one value in pixels for all views, or (V,) per view: views of
     one focal and size share a camera. A given focal is the start of COLMAP's refinement, not fixed.
+    camera_model: SIMPLE_PINHOLE, or SIMPLE_RADIAL (one radial term k1 per camera, in diagnostics["k1"]).
     """
     import pycolmap
 
@@ -101,10 +105,11 @@ def colmap_poses(
         files = _write_images(images, names, tmp / "images", groups)
         db = tmp / "database.db"
         reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "SIMPLE_PINHOLE"
+        reader.camera_model = camera_model
         if focals is not None and groups is None:
             h, w = images[0].shape[:2]
-            reader.camera_params = f"{focals[0]},{w / 2},{h / 2}"
+            extra = ",0" if camera_model == "SIMPLE_RADIAL" else ""
+            reader.camera_params = f"{focals[0]},{w / 2},{h / 2}{extra}"
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
         pycolmap.extract_features(
@@ -133,13 +138,18 @@ def colmap_poses(
         opts.num_threads = num_threads
         opts.ba_refine_principal_point = False
         opts.random_seed = 0
+        if camera_model != "SIMPLE_PINHOLE" and focals is not None:
+            opts.ba_refine_focal_length = False  # a known focal (EXIF) is kept; only k1 is found
         (tmp / "sparse").mkdir()
         models = pycolmap.incremental_mapping(db, tmp / "images", tmp / "sparse", options=opts)
-    return _convert(models, files, V)
+    return _convert(models, files, V, radial=camera_model == "SIMPLE_RADIAL")
 
 
-def _convert(models, files: list[str], V: int) -> ColmapResult:
+def _convert(models, files: list[str], V: int, radial: bool = False) -> ColmapResult:
+    """The largest model in our conventions; with radial cameras, the tracks are undistorted to pinhole
+    pixels and each view's k1 is returned."""
     K = np.tile(np.eye(3), (V, 1, 1))
+    k1 = np.zeros(V) if radial else None
     w2c = np.tile(np.eye(4), (V, 1, 1))
     reg = np.zeros(V, bool)
     if not models:
@@ -152,6 +162,8 @@ def _convert(models, files: list[str], V: int) -> ColmapResult:
         k = index[image.name]
         w2c[k, :3, :] = image.cam_from_world().matrix()
         K[k] = image.camera.calibration_matrix()
+        if radial:
+            k1[k] = float(image.camera.params[3])  # SIMPLE_RADIAL: f, cx, cy, k
         reg[k] = True
     pts = rec.points3D.values()
     xyz = np.array([p.xyz for p in pts]).reshape(-1, 3)
@@ -162,4 +174,11 @@ def _convert(models, files: list[str], V: int) -> ColmapResult:
         "mean_reprojection_error": float(rec.compute_mean_reprojection_error()),
     }
     tracks = tracks_from_reconstruction(rec, index)
-    return ColmapResult(K, w2c, reg, xyz, rgb, diag, tracks)
+    if radial:
+        uv = tracks.uv.copy()
+        for v in np.unique(tracks.view):
+            m = tracks.view == v
+            uv[m] = undistort_pixels(uv[m], K[v, 0, 0], K[v, :2, 2], k1[v])
+        tracks = Tracks(tracks.track, tracks.view, tracks.kp, uv, tracks.num_tracks)
+        diag["k1"] = k1.tolist()
+    return ColmapResult(K, w2c, reg, xyz, rgb, diag, tracks, k1)
