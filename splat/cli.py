@@ -107,7 +107,16 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     else:
         lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.3f}"
         scores = f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, LPIPS {lp}"
-    print(f"{counts}: {scores}, ATE {100 * r['ate_rel']:.2f}% of camera spread -> {args.run}/eval.json")
+    fit = r["gt_fit"]
+    poor = " (ground truth fits poorly: scores not of the scene alone)" if fit["status"] == "poor" else ""
+    if poor:
+        from splat.pipeline import warn
+
+        warn(
+            f"--gt {args.gt} fits this run's cameras poorly ({fit['reason']}); the scores measure the "
+            "mismatch between the run's cameras and the ground truth as much as the scene"
+        )
+    print(f"{counts}: {scores}, ATE {100 * r['ate_rel']:.2f}% of camera spread{poor} -> {args.run}/eval.json")
     for name, reason in r["flagged"].items():
         print(f"  flagged {name}: {reason} (not in the means)")
 
