@@ -21,6 +21,7 @@ from pathlib import Path
 from splat.io.ply import write_ply
 from splat.viewer.browser import browser_missing, headless_browser, open_page, screenshot, wait_for_splats
 from splat.viewer.demo import demo_scene
+from splat.viewer.stress import free_port
 
 
 def _read_url(proc: subprocess.Popen, timeout_s: float = 120.0) -> str:
@@ -45,7 +46,8 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as tmp, headless_browser() as browser:
         ply = write_ply(Path(tmp) / "scene.ply", demo_scene(args.gaussians))
-        command = [sys.executable, "-m", "splat.cli", "view", str(ply), "--port", "0"]
+        port = str(free_port())  # --port 0 is refused up front (a port is 1-65535)
+        command = [sys.executable, "-m", "splat.cli", "view", str(ply), "--port", port]
         t0 = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
