@@ -23,13 +23,13 @@ def serve(
     data = load_view_input(path)
     app = ViewerApp(data.gaussians, data.cameras, data.images, host=host, port=port)
     try:
+        stop = stop or threading.Event()
+        previous = _stop_on_signals(stop)  # before "Ctrl-C to stop" is said: a Ctrl-C right after it counts
         if port and app.port != port:
             say(f"port {port} is in use; using port {app.port} instead")
         cams = f", {len(data.cameras)} cameras" if data.cameras is not None else ""
         say(f"viewing {data.ply_path} ({len(data.gaussians):,} Gaussians{cams})")
         say(f"open {app.url} in a browser (Ctrl-C to stop)")
-        stop = stop or threading.Event()
-        previous = _stop_on_signals(stop)
         try:
             while not stop.wait(0.5):
                 pass
