@@ -328,6 +328,9 @@ def _interrupt_when_served(cmd: list[str], cwd: Path) -> subprocess.CompletedPro
         out, err = proc.communicate(timeout=120)
     finally:
         guard.cancel()
+        if proc.poll() is None:  # it did not stop on Ctrl-C: fail, and leave no server behind
+            proc.kill()
+            proc.wait()
     return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines) + out, err)
 
 
