@@ -78,7 +78,7 @@ def test_auto_never_returns_a_partial_result(monkeypatch):
         V = len(images)
         reg = np.ones(V, bool)
         reg[-1] = False
-        out = (
+        out = poses.Solution(
             np.tile(np.eye(3), (V, 1, 1)),
             np.tile(np.eye(4), (V, 1, 1)),
             reg,

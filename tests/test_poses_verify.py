@@ -244,8 +244,9 @@ def _fake_run(wrong_view: int | None):
 
     def run(method, images, names, focal, log):
         calls.append(method)
-        out = (K, solved, np.ones(5, bool), X, np.zeros((len(X), 3), np.float32), {}, tracks)
-        return out, 0.0
+        from splat.poses import Solution
+
+        return Solution(K, solved, np.ones(5, bool), X, np.zeros((len(X), 3), np.float32), {}, tracks), 0.0
 
     return run, calls
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from splat.errors import InputError
+from splat.poses.tracks import Tracks
 from splat.poses.verify import Verification, verify_solution
 from splat.types import Cameras
 
@@ -47,6 +48,27 @@ class PoseResult:
     k1: np.ndarray | None = None  # (V,) radial term of each photo (splat.geometry.lens); None: pinholes
 
 
+@dataclass
+class Solution:
+    """One method's cameras before verification (what sparse_view and colmap_sfm both return).
+
+    K (V,3,3), w2c (V,4,4) (identity where not registered), registered (V,) bool, points (P,3),
+    colors (P,3) in [0,1], diagnostics, tracks (the observations, None: nothing to verify with).
+    """
+
+    K: np.ndarray
+    w2c: np.ndarray
+    registered: np.ndarray
+    points: np.ndarray
+    colors: np.ndarray
+    diagnostics: dict
+    tracks: Tracks | None = None
+
+    @classmethod
+    def of(cls, r) -> Solution:
+        return cls(r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
+
+
 def _cameras(K: np.ndarray, w2c: np.ndarray, images: list[np.ndarray], names: list[str]) -> Cameras:
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     return Cameras(
@@ -63,21 +85,19 @@ def _run(method: str, images, names, focal, log):
     if method == "sparse":
         from splat.poses.sparse_view import solve_sparse_views
 
-        r = solve_sparse_views(images, focal, log=log)
-        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
+        out = Solution.of(solve_sparse_views(images, focal, log=log))
     elif method in ("colmap", "colmap_radial"):
         from splat.poses.colmap_sfm import colmap_poses
 
         model = "SIMPLE_RADIAL" if method == "colmap_radial" else "SIMPLE_PINHOLE"
-        r = colmap_poses(images, names, focal, camera_model=model)
-        out = (r.K, r.w2c, r.registered, r.points, r.colors, r.diagnostics, r.tracks)
+        out = Solution.of(colmap_poses(images, names, focal, camera_model=model))
     else:
         raise ValueError(f"unknown pose method {method!r}: use auto, sparse or colmap")
     return out, time.perf_counter() - t0
 
 
-def _verify(out, names, log, focal_known: bool) -> Verification:
-    K, w2c, reg, _, _, diag, tracks = out
+def _verify(out: Solution, names, log, focal_known: bool) -> Verification:
+    K, w2c, reg, diag, tracks = out.K, out.w2c, out.registered, out.diagnostics, out.tracks
     if tracks is None:
         return Verification("failed", "this method returned no feature tracks to verify its cameras with")
     multiview = diag.get("focal_multiview") or {}
@@ -133,19 +153,19 @@ def estimate_poses(
         tried[first] = None
     reason = f"{first}: {why}"
     best = first
-    complete = tried[first] is not None and tried[first][0][2].all()
+    complete = tried[first] is not None and tried[first][0].registered.all()
     if complete:
         checks[first] = _verify(tried[first][0], names, log, focal is not None)
     if method == "auto" and (not complete or checks[first].verdict == "failed"):
         other = "colmap" if first == "sparse" else "sparse"
-        n_first = 0 if tried[first] is None else int(tried[first][0][2].sum())
+        n_first = 0 if tried[first] is None else int(tried[first][0].registered.sum())
         if complete:
             log(f"poses: the {first} solution failed its verification; trying {other}")
         else:
             log(f"poses: {first} registered {n_first}/{V} views; trying {other}")
         try:
             tried[other] = _run(other, images, names, focal, log)
-            n_other = int(tried[other][0][2].sum())
+            n_other = int(tried[other][0].registered.sum())
             if n_other == V:
                 checks[other] = _verify(tried[other][0], names, log, focal is not None)
             if complete and checks.get(other) and checks[other].verdict != "failed":
@@ -156,7 +176,7 @@ def estimate_poses(
             log(f"poses: {other} failed ({e})")
     if tried.get(best) is None:
         raise InputError(f"camera estimation failed on all {V} images; check that the photos overlap")
-    (K, w2c, reg, pts, cols, diag, _), seconds = tried[best]
+    reg = tried[best][0].registered
     if not reg.all():
         missing = [names[k] for k in np.flatnonzero(~reg)]
         raise InputError(
@@ -179,10 +199,11 @@ def estimate_poses(
             f"the cameras could not be verified: {check.reason}; {check.fix}, "
             "or pass --accept-unverified to keep this solution anyway"
         )
-    (K, w2c, reg, pts, cols, diag, _), seconds = tried[best]
+    solution, seconds = tried[best]
+    K, w2c, diag = solution.K, solution.w2c, solution.diagnostics
     timings = {f"{best}_total": seconds, **diag.get("times", {})}
     cams = _cameras(K, w2c, images, names)
-    return PoseResult(cams, pts, cols, best, reason, timings, diag, check, k1)
+    return PoseResult(cams, solution.points, solution.colors, best, reason, timings, diag, check, k1)
 
 
 def _radial_repair(images, names, focal, pinhole: str, log):
@@ -200,7 +221,7 @@ def _radial_repair(images, names, focal, pinhole: str, log):
     except Exception as e:  # noqa: BLE001 - the pinhole solution stays, with its warning
         log(f"poses: colmap_radial failed ({e})")
         return None
-    K, reg, diag = radial[0][0], radial[0][2], radial[0][5]
+    K, reg, diag = radial[0].K, radial[0].registered, radial[0].diagnostics
     if reg.all():
         check = _verify(radial[0], names, log, focal is not None)
         if check.verdict == "failed" or _distorted(check):
@@ -224,7 +245,7 @@ def _radial_repair(images, names, focal, pinhole: str, log):
     except Exception as e:  # noqa: BLE001
         log(f"poses: {pinhole} on the undistorted photos failed ({e})")
         return None
-    if not out[0][2].all():
+    if not out[0].registered.all():
         return None
     check = _verify(out[0], names, log, focal is not None)
     if check.verdict == "failed" or _distorted(check):
