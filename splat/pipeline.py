@@ -8,7 +8,6 @@ can be inspected, resumed (`resume=True` skips stages whose artifact exists) and
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -114,7 +113,7 @@ def stage_poses(
     if cfg.poses.startswith("given:"):
         return _cameras_from_given(cfg.poses[len("given:") :], names, sizes), images
     if resume and (folder.poses / "images.txt").exists():
-        lens = json.loads(folder.poses_json.read_text()).get("undistortion")
+        lens = folder.read_poses().get("undistortion")
         return _cameras_from_given(str(folder.poses), names, sizes), _undistort(images, lens)
     from splat.poses import estimate_poses
 

@@ -65,11 +65,13 @@ class RunFolder:
         """RUN/metrics.json as a dict ({} when the run has not finished)."""
         return json.loads(self.metrics.read_text()) if self.metrics.exists() else {}
 
+    def read_poses(self) -> dict:
+        """RUN/poses/poses.json as a dict ({} for given poses or an older run)."""
+        return json.loads(self.poses_json.read_text()) if self.poses_json.exists() else {}
+
     def pose_verdict(self) -> str | None:
         """The verification verdict in RUN/poses/poses.json (None: given poses or an older run)."""
-        if not self.poses_json.exists():
-            return None
-        return json.loads(self.poses_json.read_text()).get("verification", {}).get("verdict")
+        return self.read_poses().get("verification", {}).get("verdict")
 
     def start_over(self) -> None:
         """Remove an earlier fit's artifacts (fit.log stays), so nothing of it is resumed or kept."""

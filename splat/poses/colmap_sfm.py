@@ -30,7 +30,6 @@ class ColmapResult:
     colors: np.ndarray  # (P,3) float32 in [0,1]
     diagnostics: dict = field(default_factory=dict)
     tracks: Tracks | None = None  # observations of the points, pinhole pixels (for the verification)
-    k1: np.ndarray | None = None  # (V,) SIMPLE_RADIAL term per view (None: pinhole cameras)
 
 
 def _write_images(
@@ -147,7 +146,7 @@ def colmap_poses(
 
 def _convert(models, files: list[str], V: int, radial: bool = False) -> ColmapResult:
     """The largest model in our conventions; with radial cameras, the tracks are undistorted to pinhole
-    pixels and each view's k1 is returned."""
+    pixels and each view's k1 is in diagnostics["k1"]."""
     K = np.tile(np.eye(3), (V, 1, 1))
     k1 = np.zeros(V) if radial else None
     w2c = np.tile(np.eye(4), (V, 1, 1))
@@ -181,4 +180,4 @@ def _convert(models, files: list[str], V: int, radial: bool = False) -> ColmapRe
             uv[m] = undistort_pixels(uv[m], K[v, 0, 0], K[v, :2, 2], k1[v])
         tracks = Tracks(tracks.track, tracks.view, tracks.kp, uv, tracks.num_tracks)
         diag["k1"] = k1.tolist()
-    return ColmapResult(K, w2c, reg, xyz, rgb, diag, tracks, k1)
+    return ColmapResult(K, w2c, reg, xyz, rgb, diag, tracks)
