@@ -10,6 +10,12 @@ auto). Each outcome is one of:
 - imprecise: accepted, not flagged, between the correct and the wrong bounds
 - WRONG: accepted, not flagged, ATE > 5 % or rotation error > 5 deg (silently wrong: the case to avoid)
 
+"flagged" reads the verdict on the poses (`Verification.poses_verdict`): an estimated focal that the
+verification calls uncertain makes the run low-confidence too (one warning), but says nothing about the poses,
+so the focal is counted apart: of the accepted rows, how many carry a focal flag ("focal?") and how many
+have a focal more than 2 % off without one ("focal off": a focal silently wrong). `--strict` classifies by
+the whole verdict instead (focal flags count as flagged), as the session-10 tables did.
+
     python scripts/bench_pose_trust.py --json /tmp/trust_new.json
     python scripts/bench_pose_trust.py --scenes garden --sizes 3 4 --subsets 5
     python scripts/bench_pose_trust.py --compare /tmp/trust_old.json /tmp/trust_new.json
@@ -186,11 +192,33 @@ def verdict_of(result) -> str | None:
     return v.get("verdict") if isinstance(v, dict) else getattr(v, "verdict", None)
 
 
-def classify(row: dict) -> str:
+FOCAL_OFF_PCT = 2.0
+
+
+def _focal_only(reason: str | None) -> bool:
+    """A low-confidence reason that names only the estimated focal (rows of sweeps before poses_verdict)."""
+    concerns = (reason or "").split("; ")
+    return bool(reason) and all(c.startswith(("the estimated focal", "give the focal")) for c in concerns)
+
+
+def poses_verdict(row: dict) -> str | None:
+    if "poses_verdict" in row:
+        return row["poses_verdict"]
+    v = row.get("verdict")
+    return "verified" if v == "low_confidence" and _focal_only(row.get("reason")) else v
+
+
+def focal_flagged(row: dict) -> bool:
+    if "focal_verdict" in row:
+        return row["focal_verdict"] in ("uncertain", "unchecked")
+    return "the estimated focal" in (row.get("reason") or "")
+
+
+def classify(row: dict, strict: bool = False) -> str:
     if row.get("error"):
         return "refused"
     wrong = row["ate_rel"] > WRONG_ATE or row["rot_err_deg"] > WRONG_ROT
-    if row.get("verdict") not in (None, "verified"):
+    if (row.get("verdict") if strict else poses_verdict(row)) not in (None, "verified"):
         return "flagged"
     if row["ate_rel"] <= CORRECT_ATE and row["rot_err_deg"] <= CORRECT_ROT:
         return "correct"
@@ -222,55 +250,59 @@ def run_one(images, names, gt, views, log_dir: Path | None) -> dict:
     row["verdict"] = verdict_of(res)
     v = getattr(res, "verification", None)
     row["reason"] = getattr(v, "reason", None)  # what a flag says (kept in the JSON, not printed)
+    if hasattr(v, "poses_verdict"):
+        row["poses_verdict"], row["focal_verdict"] = v.poses_verdict, v.focal_verdict
     if log_dir is not None:
         (log_dir / f"{'-'.join(map(str, views))}.log").write_text("\n".join(lines) + "\n")
     return row
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], strict: bool = False) -> dict:
     kinds = ["correct", "refused", "flagged", "imprecise", "WRONG"]
     out = {k: 0 for k in kinds}
     for r in rows:
-        out[r["outcome"]] += 1
-    flagged = [r for r in rows if r["outcome"] == "flagged"]
+        out[classify(r, strict)] += 1
+    flagged = [r for r in rows if classify(r, strict) == "flagged"]
     out["flagged_wrong"] = sum(r["ate_rel"] > WRONG_ATE or r["rot_err_deg"] > WRONG_ROT for r in flagged)
+    accepted = [r for r in rows if not r.get("error")]
+    out["focal_flagged"] = sum(focal_flagged(r) for r in accepted)
+    out["focal_off"] = sum(not focal_flagged(r) and abs(r["focal_err_pct"]) > FOCAL_OFF_PCT for r in accepted)
     return out
 
 
-def print_table(results: dict[str, list[dict]], label: str) -> None:
-    print(f"\n{label}")
+def print_table(results: dict[str, list[dict]], label: str, strict: bool = False) -> None:
+    print(f"\n{label}" + (" (strict: focal flags count as flagged)" if strict else ""))
     print(
         f"{'scene':<11} {'views':>5} {'n':>3} {'correct':>7} {'refused':>7} {'flagged':>12} "
-        f"{'imprecise':>9} {'WRONG':>5}"
+        f"{'imprecise':>9} {'WRONG':>5} {'focal?':>6} {'focal off':>9}"
     )
     tot: dict[str, int] = {}
-    for key, rows in results.items():
-        scene, size = key.split("/")
-        s = summarise(rows)
-        for k, v in s.items():
-            tot[k] = tot.get(k, 0) + v
+
+    def line(scene, size, n, s):
         fl = f"{s['flagged']} ({s['flagged_wrong']} wrong)"
         print(
-            f"{scene:<11} {size:>5} {len(rows):>3} {s['correct']:>7} {s['refused']:>7} {fl:>12} "
-            f"{s['imprecise']:>9} {s['WRONG']:>5}"
+            f"{scene:<11} {size:>5} {n:>3} {s['correct']:>7} {s['refused']:>7} {fl:>12} "
+            f"{s['imprecise']:>9} {s['WRONG']:>5} {s['focal_flagged']:>6} {s['focal_off']:>9}"
         )
-    n = sum(len(r) for r in results.values())
-    fl = f"{tot.get('flagged', 0)} ({tot.get('flagged_wrong', 0)} wrong)"
-    print(
-        f"{'all':<11} {'':>5} {n:>3} {tot.get('correct', 0):>7} {tot.get('refused', 0):>7} {fl:>12} "
-        f"{tot.get('imprecise', 0):>9} {tot.get('WRONG', 0):>5}"
-    )
+
+    for key, rows in results.items():
+        scene, size = key.split("/")
+        s = summarise(rows, strict)
+        for k, v in s.items():
+            tot[k] = tot.get(k, 0) + v
+        line(scene, size, len(rows), s)
+    line("all", "", sum(len(r) for r in results.values()), tot)
 
 
-def compare(old_path: str, new_path: str) -> None:
+def compare(old_path: str, new_path: str, strict: bool = False) -> None:
     old, new = json.loads(Path(old_path).read_text()), json.loads(Path(new_path).read_text())
     print(
         f"{'scene':<11} {'views':>5} | "
         f"{'before: correct/refused/flagged/imprecise/WRONG':>48} | {'after':>28}"
     )
     for key in new["results"]:
-        a = summarise(old["results"].get(key, []))
-        b = summarise(new["results"][key])
+        a = summarise(old["results"].get(key, []), strict)
+        b = summarise(new["results"][key], strict)
 
         def fmt(s):
             return f"{s['correct']}/{s['refused']}/{s['flagged']}/{s['imprecise']}/{s['WRONG']}"
@@ -278,7 +310,7 @@ def compare(old_path: str, new_path: str) -> None:
         scene, size = key.split("/")
         print(f"{scene:<11} {size:>5} | {fmt(a):>48} | {fmt(b):>28}")
     for label, data in (("before", old), ("after", new)):
-        print_table(data["results"], f"{label}: {data.get('commit', '?')}")
+        print_table(data["results"], f"{label}: {data.get('commit', '?')}", strict)
 
 
 def main() -> None:
@@ -294,9 +326,10 @@ def main() -> None:
     ap.add_argument(
         "--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="print two JSON sweeps side by side"
     )
+    ap.add_argument("--strict", action="store_true", help="a focal flag counts as flagged (see above)")
     args = ap.parse_args()
     if args.compare:
-        compare(*args.compare)
+        compare(*args.compare, strict=args.strict)
         return
 
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -321,7 +354,7 @@ def main() -> None:
                 log_dir.mkdir(parents=True, exist_ok=True)
             for views in subsets(len(images), size, args.subsets):
                 row = run_one(images, names, gt, views, log_dir)
-                row["outcome"] = classify(row)
+                row["outcome"] = classify(row, args.strict)
                 rows.append(row)
                 extra = (
                     f"ATE {100 * row['ate_rel']:6.2f}%  rot {row['rot_err_deg']:6.2f} deg  "
@@ -341,7 +374,7 @@ def main() -> None:
         f"\nwall {time.perf_counter() - t_all:.0f} s; "
         f"feature/match cache {cache.hits} hits, {cache.misses} misses"
     )
-    print_table(data["results"], f"commit {data['commit']}")
+    print_table(data["results"], f"commit {data['commit']}", args.strict)
 
 
 if __name__ == "__main__":

@@ -320,6 +320,9 @@ def fit(
         "train": result.summary(),
         # 'verified' | 'low_confidence' | 'failed' (kept with --accept-unverified) | 'given' (--poses given:)
         "cameras_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict(),
+        # the poses alone, and the focal: 'verified' | 'uncertain' | 'unchecked' | 'given' (EXIF, --focal)
+        "poses_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict("poses_verdict"),
+        "focal_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict("focal_verdict"),
     }
     _write_json(folder.metrics, metrics)
     run_logger(run, "fit")(

@@ -141,6 +141,10 @@ class FocalCheck:
 
 @dataclass
 class Verification:
+    """`verdict` judges the whole solution; `poses_verdict` the poses alone (the same, except that an
+    uncertain or unchecked estimated focal makes only `verdict` low_confidence: right poses can carry a
+    focal a few % off, since at 3-5 views a focal error and the poses trade off weakly)."""
+
     verdict: str  # verified | low_confidence | failed | unchecked
     reason: str
     views: list[ViewCheck] = field(default_factory=list)
@@ -148,6 +152,18 @@ class Verification:
     distortion: DistortionCheck | None = None
     focal: FocalCheck | None = None
     fix: str = "add photos that overlap with these views (or remove them)"  # said when it fails
+    poses_verdict: str | None = None  # None: as `verdict`
+
+    def __post_init__(self) -> None:
+        if self.poses_verdict is None:
+            self.poses_verdict = self.verdict
+
+    @property
+    def focal_verdict(self) -> str:
+        """given (not estimated: EXIF, --focal, or not checked) | verified | uncertain | unchecked."""
+        if self.focal is None:
+            return "given"
+        return {"ok": "verified"}.get(self.focal.status, self.focal.status)
 
     def failing(self, status: str = "fail") -> list[str]:
         return [v.name for v in self.views if v.status == status]
@@ -155,6 +171,8 @@ class Verification:
     def to_json(self) -> dict:
         return {
             "verdict": self.verdict,
+            "poses_verdict": self.poses_verdict,
+            "focal_verdict": self.focal_verdict,
             "reason": self.reason,
             "views": [asdict(v) for v in self.views],
             "links": [asdict(link) for link in self.links],
@@ -503,7 +521,7 @@ def verify_solution(
         focal = focal_check(
             tracks, K, w2c, reg, cfg, float(K[views[0], 0, 0]), focal_all_tracks, triangulated
         )
-    concerns = []
+    concerns = []  # about the poses; then about the focal (focal_concerns)
     if weak:
         concerns.append("only weakly confirmed by the other views: " + ", ".join(c.name for c in weak[:6]))
     if planar:
@@ -525,19 +543,24 @@ def verify_solution(
             f"{lens.corner_px:.0f} px at the corners): {effect}; undistort the photos first"
             + ("" if focal_known else ", or give the focal (--focal, or keep the photos' EXIF)")
         )
+    focal_concerns = []
     if focal is not None and focal.status == "uncertain" and not (lens and lens.status == "distorted"):
-        concerns.append(
+        focal_concerns.append(
             f"the estimated focal is uncertain: all the matches and the points seen in three or more views "
             f"alone put it {abs(100 * focal.disagreement):.1f} % apart (two-view matches, e.g. on repeated "
             "texture, can slide along their epipolar lines); give the focal (--focal, or photos with EXIF)"
         )
     if focal is not None and focal.status == "unchecked":
-        concerns.append(
+        focal_concerns.append(
             "the estimated focal could not be checked (too few points seen in three or more views); give the "
             "focal (--focal, or photos with EXIF)"
         )
-    if concerns:
-        return Verification("low_confidence", "; ".join(concerns), checks, links, lens, focal)
+    poses = "low_confidence" if concerns else "verified"
+    if concerns or focal_concerns:
+        reason = "; ".join(concerns + focal_concerns)
+        if not concerns:
+            reason = f"every view re-posed from the others ({len(checks)} views), but {reason}"
+        return Verification("low_confidence", reason, checks, links, lens, focal, poses_verdict=poses)
     reason = f"every view re-posed from the others ({len(checks)} views)"
     return Verification("verified", reason, checks, links, lens, focal)
 
