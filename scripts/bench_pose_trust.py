@@ -260,9 +260,10 @@ def run_one(images, names, gt, views, log_dir: Path | None) -> dict:
 def summarise(rows: list[dict], strict: bool = False) -> dict:
     kinds = ["correct", "refused", "flagged", "imprecise", "WRONG"]
     out = {k: 0 for k in kinds}
-    for r in rows:
-        out[classify(r, strict)] += 1
-    flagged = [r for r in rows if classify(r, strict) == "flagged"]
+    outcomes = [classify(r, strict) for r in rows]
+    for o in outcomes:
+        out[o] += 1
+    flagged = [r for r, o in zip(rows, outcomes) if o == "flagged"]
     out["flagged_wrong"] = sum(r["ate_rel"] > WRONG_ATE or r["rot_err_deg"] > WRONG_ROT for r in flagged)
     accepted = [r for r in rows if not r.get("error")]
     out["focal_flagged"] = sum(focal_flagged(r) for r in accepted)

@@ -310,6 +310,8 @@ def fit(
         with clock("export"):
             write_ply(folder.splat, result.gaussians)
             write_model(folder.cameras, result.cameras.to(device="cpu", dtype=torch.float64))
+    given = cfg.poses.startswith("given:")
+    verification = {} if given else folder.read_poses().get("verification", {})
     metrics = {
         "views": len(images),
         "names": names,
@@ -319,10 +321,10 @@ def fit(
         "seconds_total": round(sum(clock.times.values()), 3),
         "train": result.summary(),
         # 'verified' | 'low_confidence' | 'failed' (kept with --accept-unverified) | 'given' (--poses given:)
-        "cameras_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict(),
+        "cameras_verdict": "given" if given else verification.get("verdict"),
         # the poses alone, and the focal: 'verified' | 'uncertain' | 'unchecked' | 'given' (EXIF, --focal)
-        "poses_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict("poses_verdict"),
-        "focal_verdict": "given" if cfg.poses.startswith("given:") else folder.pose_verdict("focal_verdict"),
+        "poses_verdict": "given" if given else verification.get("poses_verdict"),
+        "focal_verdict": "given" if given else verification.get("focal_verdict"),
     }
     _write_json(folder.metrics, metrics)
     run_logger(run, "fit")(

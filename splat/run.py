@@ -69,10 +69,9 @@ class RunFolder:
         """RUN/poses/poses.json as a dict ({} for given poses or an older run)."""
         return json.loads(self.poses_json.read_text()) if self.poses_json.exists() else {}
 
-    def pose_verdict(self, key: str = "verdict") -> str | None:
-        """The verification's `key` in RUN/poses/poses.json: verdict (the whole solution), poses_verdict or
-        focal_verdict (splat.poses.verify.Verification). None: given poses or an older run."""
-        return self.read_poses().get("verification", {}).get(key)
+    def pose_verdict(self) -> str | None:
+        """The verification verdict in RUN/poses/poses.json (None: given poses or an older run)."""
+        return self.read_poses().get("verification", {}).get("verdict")
 
     def start_over(self) -> None:
         """Remove an earlier fit's artifacts (fit.log stays), so nothing of it is resumed or kept."""
