@@ -34,6 +34,7 @@ from splat.run import RunFolder
 # repeated because importing those modules loads torch
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov")  # said in _render's message
+VIDEO_INPUTS = (".mp4", ".mov", ".webm", ".mkv", ".m4v", ".avi")  # splat.io.video.VIDEO_EXTENSIONS (tested)
 MIN_SIDE = 64  # below this, images carry too little detail for matching and training
 POSE_METHODS = ("auto", "sparse", "colmap")
 
@@ -117,14 +118,16 @@ def check(args: argparse.Namespace) -> None:
 
 
 def fit_out(args: argparse.Namespace) -> Path:
-    """The run folder of `splat fit`: --out, else runs/<image folder name>."""
-    return Path(args.out or f"runs/{Path(args.images).resolve().name}")
+    """The run folder of `splat fit`: --out, else runs/<image folder name> (a video's name without suffix)."""
+    path = Path(args.images).resolve()
+    return Path(args.out or f"runs/{path.stem if path.is_file() else path.name}")
 
 
 def _fit(a: argparse.Namespace) -> None:
-    names = _image_names(a.images, "IMAGES")
+    video = _video_input(a.images)
+    names = [] if video else _image_names(a.images, "IMAGES")
     if a.views:
-        missing = [v for v in a.views if v not in names]
+        missing = [] if video else [v for v in a.views if v not in names]  # a video's frames: named later
         if missing:
             raise InputError(f"--views: {', '.join(missing)} not in {a.images}; give names of its photos")
         if len(set(a.views)) < 2:
@@ -265,6 +268,29 @@ def _image_names(folder: str, what: str, at_least: int = 2, subfolder: bool = Fa
             "put the photos of the scene in it"
         )
     return names
+
+
+def _video_input(images: str) -> bool:
+    """Whether `splat fit IMAGES` is given a video, or a folder of videos and no photos."""
+    path = Path(images)
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_INPUTS:
+            return True
+        raise InputError(
+            f"IMAGES {images} is a file, not a video ({', '.join(VIDEO_INPUTS)}); "
+            "give a folder of photos (JPEG/PNG) or a video"
+        )
+    if not path.is_dir():
+        return False
+    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    videos = sorted(p.name for p in files if p.suffix.lower() in VIDEO_INPUTS)
+    photos = sorted(p.name for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if videos and photos:
+        raise InputError(
+            f"IMAGES {images} holds both photos ({len(photos)}, e.g. {photos[0]}) and videos ({len(videos)}, "
+            f"e.g. {videos[0]}); move the videos or the photos to another folder"
+        )
+    return bool(videos)
 
 
 def _colmap_model(folder: str, flag: str) -> None:

@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("fit", help="images in, a Gaussian splatting scene out")
-    p.add_argument("images", help="folder of photos (JPEG/PNG)")
+    p.add_argument("images", help="folder of photos (JPEG/PNG), or a video (.mp4, .mov, .webm, .mkv, ...)")
     p.add_argument("--out", help="run folder (default runs/<folder name>)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out (interrupted or finished)"

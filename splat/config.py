@@ -45,6 +45,11 @@ class FitConfig:
         "downscale images to this longer side (default %(default)s)",
         type=side,
     )
+    frames: int = setting(  # a video input: how many frames to train on (splat.io.video)
+        48,
+        "a video's training frames: the sharpest of each of N equal stretches (default %(default)s)",
+        type=count(2, "give 2 or more frames"),
+    )
     poses: str = setting("auto", "auto | sparse | colmap | given:DIR (COLMAP model)")
     focal: float | None = setting(  # known focal (held fixed; beats EXIF)
         None,

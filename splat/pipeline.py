@@ -254,6 +254,23 @@ def stage_init(
     return gaussians
 
 
+def _video_frames(videos: list[Path], run: Path, cfg: FitConfig, progress) -> tuple[Path, dict]:
+    """A video input's training frames, extracted into RUN/frames/ (reused while its frames.json matches):
+    the folder, and what metrics.json records of them."""
+    from splat.io.video import extract_frames, frame_files, read_frames_json
+
+    show = sys.stderr.isatty() if progress is None else progress
+    log = run_logger(run, "video", echo=show)
+    frames = extract_frames(videos, run / "frames", cfg.frames, max_side=cfg.max_side, progress=show, log=log)
+    record = read_frames_json(frames)
+    sources = record["sources"]
+    return frames, {
+        "sources": [s["path"] for s in sources],
+        "frames": len(frame_files(record)),
+        "frames_total": sum(s["frames_total"] for s in sources),
+    }
+
+
 def fit(
     images_dir: str | Path,
     out_dir: str | Path,
@@ -272,6 +289,7 @@ def fit(
     from splat.io.colmap import write_model
     from splat.io.images import load_image_folder, require_views
     from splat.io.ply import write_ply
+    from splat.io.video import video_sources
     from splat.train import train
 
     folder = RunFolder(out_dir)
@@ -279,13 +297,19 @@ def fit(
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    _write_json(folder.config, {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve())})
+    videos = video_sources(images_dir)  # None: a folder of photos
+    # a video's frames go to RUN/frames/; "images" names the folder the viewer takes thumbnails from
+    video = {"input": "video", "images": str((run / "frames").resolve())} if videos else {}
+    _write_json(
+        folder.config, {**config_to_dict(cfg), "images_dir": str(Path(images_dir).resolve()), **video}
+    )
     run_logger(run, "fit")(f"{'resume' if resume else 'start'}: {images_dir} -> {run}")
     clock = Stopwatch()
     # pycolmap/OpenCV output and library warnings go into fit.log, not the terminal
     with capture_library_output(folder.log):
         with clock("load"):
-            imageset = load_image_folder(Path(images_dir), max_side=cfg.max_side)
+            photos, video = _video_frames(videos, run, cfg, progress) if videos else (Path(images_dir), {})
+            imageset = load_image_folder(photos, max_side=cfg.max_side)
             keep = _select_views(imageset.names, cfg.views)
             images = [imageset.images[i] for i in keep]
             names = [imageset.names[i] for i in keep]
@@ -325,6 +349,7 @@ def fit(
         # the poses alone, and the focal: 'verified' | 'uncertain' | 'unchecked' | 'given' (EXIF, --focal)
         "poses_verdict": "given" if given else verification.get("poses_verdict"),
         "focal_verdict": "given" if given else verification.get("focal_verdict"),
+        **({"video": video} if video else {}),  # the clips and how many frames were taken (RUN/frames/)
     }
     _write_json(folder.metrics, metrics)
     run_logger(run, "fit")(
