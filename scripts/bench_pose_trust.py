@@ -252,6 +252,12 @@ def run_one(images, names, gt, views, log_dir: Path | None) -> dict:
     row["reason"] = getattr(v, "reason", None)  # what a flag says (kept in the JSON, not printed)
     if hasattr(v, "poses_verdict"):
         row["poses_verdict"], row["focal_verdict"] = v.poses_verdict, v.focal_verdict
+    if hasattr(v, "to_json"):  # the evidence, so a new rule can be tried on the rows without re-running them
+        row["evidence"] = {
+            k: x
+            for k, x in v.to_json().items()
+            if k in ("views", "links", "focal", "distortion", "distinct", "stability")
+        }
     if log_dir is not None:
         (log_dir / f"{'-'.join(map(str, views))}.log").write_text("\n".join(lines) + "\n")
     return row

@@ -5,7 +5,7 @@ import roma
 import torch
 
 from splat.poses.register import ransac_pnp_translation
-from splat.poses.tracks import build_tracks, reprojection, triangulate_tracks
+from splat.poses.tracks import Tracks, build_tracks, mark_distinct, reprojection, triangulate_tracks
 
 
 def _scene(V=5, T=300, f=400.0):
@@ -59,3 +59,38 @@ def test_pnp_translation_with_outliers():
     t, inl = ransac_pnp_translation(w2c[0, :3, :3], K[0], X, obs, thresh_px=2.0)
     assert np.linalg.norm(t - w2c[0, :3, 3]) < 1e-3 * np.linalg.norm(w2c[0, :3, 3])
     assert inl[~bad].mean() > 0.98 and inl[bad].mean() < 0.1
+
+
+def _unit(rng, n, d=32):
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_tracks_on_look_alike_keypoints_are_not_distinct():
+    """Two views, 40 unique keypoints and 40 on a repeated pattern (each has a near-twin 60 px away in its own
+    image, as a brick has the next brick): only the unique ones are distinct. A twin under the radius (one
+    corner detected twice, as ASIFT does) is not a look-alike."""
+    rng = np.random.default_rng()
+    n = 40
+    base = _unit(rng, 2 * n)
+    kps, descs = [], []
+    for _ in range(2):
+        xy = rng.uniform(100, 400, (2 * n, 2))
+        d = base + 0.05 * _unit(rng, 2 * n)  # each view sees the same patch a little differently
+        twins_xy = xy[n:] + [60.0, 0.0]  # the repeated half: a look-alike one period away
+        twins_d = base[n:] + 0.02 * _unit(rng, n)
+        dup_xy = xy[:n] + rng.uniform(-3, 3, (n, 2))  # the unique half: detected twice at one spot
+        dup_d = d[:n] + 0.01 * _unit(rng, n)
+        kps.append(np.concatenate([xy, twins_xy, dup_xy]))
+        descs.append(np.concatenate([d, twins_d, dup_d]).astype(np.float32))
+    T = 2 * n
+    tracks = Tracks(
+        np.repeat(np.arange(T), 2), np.tile([0, 1], T), np.repeat(np.arange(T), 2),
+        np.zeros((2 * T, 2)), T,
+    )  # fmt: skip
+    marked = mark_distinct(tracks, kps, descs, ratio=0.8, radius_px=12.0)
+    distinct = marked.distinct.reshape(T, 2)
+    assert (distinct[:, 0] == distinct[:, 1]).all()  # a flag of the whole track
+    assert distinct[:n].all() and not distinct[n:].any()
+    sub = marked.subset(marked.distinct)
+    assert len(sub.view) == 2 * n and set(sub.track.tolist()) == set(range(n)) and sub.distinct.all()

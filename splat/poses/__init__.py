@@ -99,10 +99,17 @@ def _run(method: str, images, names, focal, log):
 def _verify(out: Solution, names, log, focal_known: bool) -> Verification:
     K, w2c, reg, diag, tracks = out.K, out.w2c, out.registered, out.diagnostics, out.tracks
     if tracks is None:
-        return Verification("failed", "this method returned no feature tracks to verify its cameras with")
+        return Verification(
+            "failed",
+            "this method returned no feature tracks to verify its cameras with",
+            focal_known=focal_known,
+        )
     multiview = diag.get("focal_multiview") or {}
     all_tracks = multiview.get("focal_all_px") if multiview.get("used") else None
-    v = verify_solution(tracks, K, w2c, reg, names, focal_known=focal_known, focal_all_tracks=all_tracks)
+    v = verify_solution(
+        tracks, K, w2c, reg, names, focal_known=focal_known, focal_all_tracks=all_tracks,
+        stability=diag.get("pose_stability"),
+    )  # fmt: skip
     log(f"verification: {v.verdict}: {v.reason}")
     return v
 

@@ -22,9 +22,56 @@ class Tracks:
     kp: np.ndarray
     uv: np.ndarray
     num_tracks: int
+    distinct: np.ndarray | None = None  # (M,) bool: the track has no look-alike (see mark_distinct)
 
     def lengths(self) -> np.ndarray:
         return np.bincount(self.track, minlength=self.num_tracks)
+
+    def subset(self, keep: np.ndarray) -> Tracks:
+        """The observations where keep (M,) bool is set (track ids unchanged)."""
+        d = None if self.distinct is None else self.distinct[keep]
+        return Tracks(self.track[keep], self.view[keep], self.kp[keep], self.uv[keep], self.num_tracks, d)
+
+
+def mark_distinct(
+    tracks: Tracks, keypoints: list[np.ndarray], descriptors: list[np.ndarray], ratio: float, radius_px: float
+) -> Tracks:
+    """Flag the tracks whose keypoints have no look-alike in their own image.
+
+    On repeated texture (bricks, tiles, a fence) a keypoint's descriptor has near-twins a period away in
+    the same image, and so does its match in the other image: a match may join the wrong copy, and wrong
+    matches that all slip by one period agree with each other and with a wrong pose. A track is distinct
+    when no observation's nearest other descriptor in its image (beyond radius_px, which excludes the same
+    corner detected twice) lies within 1/ratio of the closest descriptor distance between the track's own
+    observations: the ratio test, asked of the image itself. keypoints/descriptors: per view (N_v,2),
+    (N_v,D). Returns the tracks with `distinct` set."""
+    import cv2
+
+    twin = np.full(len(tracks.view), np.inf)  # nearest look-alike's descriptor distance, per observation
+    for v in np.unique(tracks.view):
+        rows = np.flatnonzero(tracks.view == v)
+        d = np.ascontiguousarray(descriptors[v], np.float32)
+        knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(d[tracks.kp[rows]], d, k=min(8, len(d)))
+        for row, kp, found in zip(rows, tracks.kp[rows], knn):
+            for m in found:
+                far = np.hypot(*(keypoints[v][m.trainIdx] - keypoints[v][kp])) > radius_px
+                if m.trainIdx != kp and far:
+                    twin[row] = m.distance
+                    break
+    match = np.full(tracks.num_tracks, np.inf)  # closest descriptor distance between a track's views
+    order = np.argsort(tracks.track, kind="stable")
+    t, v, kp = tracks.track[order], tracks.view[order], tracks.kp[order]
+    same = np.flatnonzero(t[1:] == t[:-1])  # consecutive observations of one track
+    if len(same):
+        dist = np.array(
+            [np.linalg.norm(descriptors[v[a]][kp[a]] - descriptors[v[a + 1]][kp[a + 1]]) for a in same]
+        )
+        np.minimum.at(match, t[same], dist)
+    look_alike = np.zeros(tracks.num_tracks, bool)
+    np.logical_or.at(look_alike, tracks.track, ratio * twin < match[tracks.track])
+    return Tracks(
+        tracks.track, tracks.view, tracks.kp, tracks.uv, tracks.num_tracks, ~look_alike[tracks.track]
+    )
 
 
 def build_tracks(keypoints: list[np.ndarray], matches: dict[tuple[int, int], np.ndarray]) -> Tracks:
