@@ -64,7 +64,7 @@ class SparseViewConfig:
     resolve_focal_rounds: int = 3
     reproduce_rotation_deg: float = 1.0  # reproduced: relative rotations within this (mean over pairs) ...
     reproduce_centre: float = 0.02  # ... and the centres within this fraction of their spread (RMS)
-    resolve_focal_tie: float = 0.002  # a re-solved solution's estimates may disagree this much more
+    resolve_focal_tie: float = 0.0  # a re-solved solution replaces one only when its estimates agree better
     # a track is distinct when its keypoints have no look-alike in their own image (splat.poses.tracks
     # .mark_distinct): nearer than 1/distinct_ratio of its match distance, beyond distinct_radius_px
     distinct_ratio: float = 0.8
