@@ -4,8 +4,8 @@ Flow: ASIFT features (+ DISK/LightGlue matches for 4-8 views) -> tentative match
 the view graph -> shared focal (EXIF or search) -> several relative-pose hypotheses per pair ->
 hypothesis selection + robust rotation averaging -> camera centres by known-rotation PnP over feature
 tracks -> bundle adjustment (poses, points, shared focal; Huber) -> guided re-verification of all
-matches -> final BA (focal from the 3+-view points) -> solved again from that focal when it settled far
-from the searched one (`_resolve_focal`) -> inlier tracks flagged distinct or on repeated texture.
+matches -> final BA (focal from the 3+-view points) -> solved again from that focal until a solution is
+reproduced (`_resolve_focal`) -> inlier tracks flagged distinct or on repeated texture.
 
 Gauge of the result: view 0 at the origin with identity rotation (if it is registered, else the
 first registered view), and the mean distance of the camera centres from their centroid is 1.
@@ -611,18 +611,16 @@ def _pose_change(a: _Solved, b: _Solved) -> tuple[float, float]:
     relative rotations (degrees), and the RMS distance of their camera centres after a similarity
     alignment, over the RMS distance of a's from their mean (views registered in both)."""
     from splat.geometry.align import ate
+    from splat.geometry.se3 import rotation_angle_deg
 
     reg = np.flatnonzero(a.sol["registered"] & b.sol["registered"])
-    Ra, Rb = a.w2c[reg, :3, :3], b.w2c[reg, :3, :3]
-    angles = [
-        np.degrees(np.arccos(np.clip((np.trace(Ra[j] @ Ra[i].T @ (Rb[j] @ Rb[i].T).T) - 1) / 2, -1, 1)))
-        for i in range(len(reg))
-        for j in range(i + 1, len(reg))
-    ]
-    ca = -np.einsum("vji,vj->vi", Ra, a.w2c[reg, :3, 3])
-    cb = -np.einsum("vji,vj->vi", Rb, b.w2c[reg, :3, 3])
+    Ra, Rb = torch.from_numpy(a.w2c[reg, :3, :3]), torch.from_numpy(b.w2c[reg, :3, :3])
+    i, j = torch.triu_indices(len(reg), len(reg), 1)
+    angles = rotation_angle_deg(Ra[j] @ Ra[i].mT, Rb[j] @ Rb[i].mT)  # of the relative rotations, per pair
+    ca = -np.einsum("vji,vj->vi", a.w2c[reg, :3, :3], a.w2c[reg, :3, 3])
+    cb = -np.einsum("vji,vj->vi", b.w2c[reg, :3, :3], b.w2c[reg, :3, 3])
     centre = float(ate(torch.from_numpy(cb), torch.from_numpy(ca))["rel"]) if len(reg) >= 3 else 0.0
-    return float(np.mean(angles)) if angles else 0.0, centre
+    return float(angles.mean()) if len(angles) else 0.0, centre
 
 
 def _resolve_focal(prob: _Problem, out: _Solved, thorough: bool, cfg: SparseViewConfig, log, diag: dict):
@@ -637,7 +635,7 @@ def _resolve_focal(prob: _Problem, out: _Solved, thorough: bool, cfg: SparseView
     deg off), which is solved again in turn, up to cfg.resolve_focal_rounds times. diag["focal_resolve"]
     lists the tries; diag["pose_stability"]["reproduced"] is False when the kept solution was not reproduced
     (the verification then calls the poses low confidence)."""
-    tried = [{"start_px": out.start_px, "focal_px": out.focal, "spread": out.spread, "kept": True}]
+    tried = [{"start_px": out.start_px, "focal_px": out.focal, "spread": out.spread}]  # "kept" set below
     best, kept, reproduced, change = out, 0, False, None
     for _ in range(cfg.resolve_focal_rounds):
         start = best.focal  # the 3+-view points' focal when there are enough of them
@@ -649,7 +647,7 @@ def _resolve_focal(prob: _Problem, out: _Solved, thorough: bool, cfg: SparseView
             change[0] <= cfg.reproduce_rotation_deg and change[1] <= cfg.reproduce_centre
         )
         better = again.registered >= best.registered and again.spread <= best.spread + cfg.resolve_focal_tie
-        tried.append({"start_px": start, "focal_px": again.focal, "spread": again.spread, "kept": False,
+        tried.append({"start_px": start, "focal_px": again.focal, "spread": again.spread,
                       "rotation_deg": change[0], "centre": change[1], "reproduced": same})  # fmt: skip
         if same:
             reproduced = True

@@ -6,7 +6,7 @@ different keypoints of the same view are inconsistent and dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -69,9 +69,7 @@ def mark_distinct(
         np.minimum.at(match, t[same], dist)
     look_alike = np.zeros(tracks.num_tracks, bool)
     np.logical_or.at(look_alike, tracks.track, ratio * twin < match[tracks.track])
-    return Tracks(
-        tracks.track, tracks.view, tracks.kp, tracks.uv, tracks.num_tracks, ~look_alike[tracks.track]
-    )
+    return replace(tracks, distinct=~look_alike[tracks.track])
 
 
 def build_tracks(keypoints: list[np.ndarray], matches: dict[tuple[int, int], np.ndarray]) -> Tracks:

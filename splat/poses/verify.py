@@ -472,28 +472,32 @@ def focal_check(
     return FocalCheck(focal, other, n, spread, status)
 
 
-def distinct_checks(
+def leave_one_out(
     tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, names, spread: float, cfg: VerifyConfig
 ) -> list[ViewCheck]:
-    """Leave-one-out of every registered view from the distinct tracks alone (tracks.distinct: no
-    look-alike keypoints, splat.poses.tracks.mark_distinct), so that matches on repeated texture, which can
-    agree with a wrong pose, confirm nothing (see the module docstring)."""
-    sub = tracks.subset(tracks.distinct)
+    """Every registered view re-posed from the others' points (`repose_view`) and judged (`_status`);
+    spread: the camera spread the centre offsets are measured in."""
     out = []
     for v in np.flatnonzero(reg).tolist():
-        n, explained, inliers, pose = repose_view(sub, K, w2c, reg, v, cfg)
+        n, explained, inliers, pose = repose_view(tracks, K, w2c, reg, v, cfg)
         rot = cen = None
         if pose is not None:
             rot = _rotation_deg(pose[:3, :3], w2c[v, :3, :3])
             c_new = -pose[:3, :3].T @ pose[:3, 3]
             c_old = -w2c[v, :3, :3].T @ w2c[v, :3, 3]
             cen = float(np.linalg.norm(c_new - c_old) / max(spread, 1e-12))
-        out.append(
-            ViewCheck(
-                v, names[v], n, explained, inliers, rot, cen, _status(n, explained, inliers, rot, cen, cfg)
-            )
-        )
+        status = _status(n, explained, inliers, rot, cen, cfg)
+        out.append(ViewCheck(v, names[v], n, explained, inliers, rot, cen, status))
     return out
+
+
+def distinct_checks(
+    tracks: Tracks, K: np.ndarray, w2c: np.ndarray, reg: np.ndarray, names, spread: float, cfg: VerifyConfig
+) -> list[ViewCheck]:
+    """Leave-one-out from the distinct tracks alone (tracks.distinct: no look-alike keypoints,
+    splat.poses.tracks.mark_distinct), so that matches on repeated texture, which can agree with a wrong
+    pose, confirm nothing (see the module docstring)."""
+    return leave_one_out(tracks.subset(tracks.distinct), K, w2c, reg, names, spread, cfg)
 
 
 def _unconfirmed(c: ViewCheck, cfg: VerifyConfig) -> bool:
@@ -559,20 +563,7 @@ def verify_solution(
             focal_known=focal_known,
         )
     spread = camera_spread(w2c[views])
-    checks = []
-    for v in views.tolist():
-        n, explained, inliers, pose = repose_view(tracks, K, w2c, reg, v, cfg)
-        rot = cen = None
-        if pose is not None:
-            rot = _rotation_deg(pose[:3, :3], w2c[v, :3, :3])
-            c_new = -pose[:3, :3].T @ pose[:3, 3]
-            c_old = -w2c[v, :3, :3].T @ w2c[v, :3, 3]
-            cen = float(np.linalg.norm(c_new - c_old) / max(spread, 1e-12))
-        checks.append(
-            ViewCheck(
-                v, names[v], n, explained, inliers, rot, cen, _status(n, explained, inliers, rot, cen, cfg)
-            )
-        )
+    checks = leave_one_out(tracks, K, w2c, reg, names, spread, cfg)
     failed = [c for c in checks if c.status == "fail"]
     weak = [c for c in checks if c.status == "weak"]
     if failed:
