@@ -22,6 +22,7 @@ worker processes, or as Ray tasks on a cluster (`executor="ray"`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from splat.errors import InputError, SplatError
 from splat.io.atomic import atomic_write_text
+from splat.progress import bar, showing
 
 REFERENCE_FILE = Path(__file__).parent / "data" / "instantsplat_tnt.json"
 # what a job's record takes from its eval.json (means over the views scored; flagged: {name: reason};
@@ -317,44 +319,33 @@ def _run_ray(todo: list[BatchJob], options: dict):
 
 
 class _BatchProgress:
-    """A rich progress bar over jobs (done/total, ETA) and a line per finished job."""
+    """A progress bar over jobs (done/total, time left) and a line per finished job (with the time left
+    when no bar is drawn)."""
 
     def __init__(self, total: int, show: bool | None) -> None:
         import sys
 
         self.total, self.show = total, sys.stderr.isatty() if show is None else show
         self.done, self.t0 = 0, time.perf_counter()
+        self.stack = contextlib.ExitStack()
 
     def __enter__(self):
-        if self.show and self.total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("batch"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[last]}"),
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task("batch", total=self.total, last="")
-        else:
-            self.bar = None
+        self.stack.enter_context(showing(self.show and self.total > 0))
+        self.bar = self.stack.enter_context(bar("batch", self.total))
         return self
 
     def advance(self, record: dict) -> None:
         self.done += 1
         line = _record_line(record)
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, last=line)
-            self.bar.console.print(line)
+        self.bar.advance(info=line)
+        if self.show:
+            print(line, flush=True)  # above the bar
         else:
             eta = (time.perf_counter() - self.t0) / self.done * (self.total - self.done)
             print(f"[{self.done}/{self.total}, ETA {eta:.0f} s] {line}", flush=True)
 
     def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
+        return self.stack.__exit__(*exc)
 
 
 def _record_line(r: dict) -> str:

@@ -18,6 +18,7 @@ import torch
 from splat.config import FitConfig, resolve_device
 from splat.errors import InputError
 from splat.logs import capture_library_output
+from splat.progress import bar, callback, showing
 from splat.run import RunFolder, run_logger
 from splat.run import write_json as _write_json
 from splat.types import Cameras, Gaussians
@@ -227,9 +228,13 @@ def stage_init(
     if cfg.init == "edgs":
         from splat.init.edgs import EdgsConfig, edgs_init
 
-        gaussians, conf, report = edgs_init(
-            images, cameras.to(dtype=torch.float64), EdgsConfig(seed=cfg.seed)
-        )
+        with bar("init", None) as init_bar:  # dense matching, pair by pair
+            gaussians, conf, report = edgs_init(
+                images,
+                cameras.to(dtype=torch.float64),
+                EdgsConfig(seed=cfg.seed),
+                progress=callback(init_bar),
+            )
     elif cfg.init == "sparse":
         from splat.init.sparse import sparse_init
 
@@ -305,8 +310,10 @@ def fit(
     )
     run_logger(run, "fit")(f"{'resume' if resume else 'start'}: {images_dir} -> {run}")
     clock = Stopwatch()
-    # pycolmap/OpenCV output and library warnings go into fit.log, not the terminal
-    with capture_library_output(folder.log):
+    show = sys.stderr.isatty() if progress is None else progress
+    # pycolmap/OpenCV output and library warnings go into fit.log, not the terminal; every long stage
+    # draws a bar with the time left, and says in fit.log how long it took
+    with capture_library_output(folder.log), showing(show, log=run_logger(run, "progress")):
         with clock("load"):
             photos, video = _video_frames(videos, run, cfg, progress) if videos else (Path(images_dir), {})
             imageset = load_image_folder(photos, max_side=cfg.max_side)

@@ -124,6 +124,12 @@ def test_fit_log_records_the_stages(finished_run):
     assert stages[0] == "fit:" and "init:" in stages and stages[-1] == "fit:"
     assert any(f"{metrics['gaussians_init']} after the budget" in line for line in lines)
     assert "done:" in lines[-1] and f"{metrics['gaussians_final']} Gaussians" in lines[-1]
+    # every long stage says how long it took (the bars' summary), training with all its steps
+    timed = [line.split(" progress: ", 1)[1] for line in lines if " progress: " in line]
+    assert [t.split(":")[0] for t in timed] == ["init", "train"]  # poses are given here
+    assert timed[1].startswith("train: 12/12 in ")
+    pairs = timed[0].split()[1].split("/")
+    assert pairs[0] == pairs[1] and int(pairs[0]) >= 2  # every dense-matched pair
 
 
 def test_a_failed_pose_stage_leaves_its_reason_in_the_log(tmp_path):
@@ -142,3 +148,4 @@ def test_a_failed_pose_stage_leaves_its_reason_in_the_log(tmp_path):
         fit(folder, tmp_path / "run", FitConfig(max_side=128, poses="sparse"), progress=False)
     log = (tmp_path / "run" / "fit.log").read_text()
     assert "poses: error: could not connect" in log and "n0.png" in log
+    assert "progress: features: 3/3 in " in log  # the stages that ran still say how long they took

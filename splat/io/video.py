@@ -33,6 +33,7 @@ import numpy as np
 from splat.errors import InputError
 from splat.io.atomic import atomic_write_bytes
 from splat.io.images import IMAGE_EXTENSIONS, list_images
+from splat.progress import bar, showing
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".m4v", ".avi")
 DEFAULT_FRAMES = 48  # FitConfig.frames: enough overlap for the pose stage on a walk-around clip
@@ -191,7 +192,6 @@ def select_frames(
     max_side: int | None = None,
     *,
     score_side: int | None = SCORE_SIDE,
-    progress: bool = False,
 ) -> Iterator[ChosenFrame]:
     """Yield the sharpest frame of each of `n_frames` equal windows of the clip, in time order.
 
@@ -201,24 +201,26 @@ def select_frames(
         max_side: longer side of the yielded images (None: as stored; never upscaled).
         score_side: longer side the frames are scored at (None: at max_side); when smaller than
             max_side, a second pass decodes only the chosen frames at max_side.
-        progress: show a progress bar with the time left.
+
+    Scoring advances a "frames" bar (splat.progress: drawn inside `showing`).
 
     Raises InputError for a file that is not a video, cannot be read or has fewer than 2 frames."""
     path = Path(path)
     _check_video(path)
-    yield from _select(path, probe(path), n_frames, max_side, score_side, progress)
+    yield from _select(path, probe(path), n_frames, max_side, score_side)
 
 
-def _select(path: Path, info: VideoInfo, n_frames, max_side, score_side, progress) -> Iterator[ChosenFrame]:
+def _select(path: Path, info: VideoInfo, n_frames, max_side, score_side) -> Iterator[ChosenFrame]:
     if info.frames < 2:
         raise InputError(f"video {path}: {info.frames} frame(s), need at least 2; give a longer clip")
     if n_frames < 1:
         raise InputError(f"{n_frames} frames asked of {path}; give 1 or more")
     n = min(n_frames, info.frames)
     two_pass = score_side is not None and (max_side is None or max_side > score_side)
-    with _progress(progress, f"frames of {path.name}", info.frames) as advance:
+    with bar("frames", info.frames) as frames_bar:
+        frames_bar.info = path.name
         side = score_side if two_pass else max_side
-        best = _window_best(_decode(path, side), n, info.frames, not two_pass, advance, path)
+        best = _window_best(_decode(path, side), n, info.frames, not two_pass, frames_bar.advance, path)
         if not two_pass:
             yield from best
             return
@@ -229,19 +231,6 @@ def _select(path: Path, info: VideoInfo, n_frames, max_side, score_side, progres
             if image is None:
                 raise InputError(f"video {path} decoded differently on a second pass; {REEXPORT}")
             yield ChosenFrame(frame.index, frame.sharpness, image)
-
-
-@contextlib.contextmanager
-def _progress(show: bool, label: str, total: int) -> Iterator[Callable[[], None]]:
-    """A rich progress bar (done/total, time left) while the block runs; yields its advance()."""
-    if not show:
-        yield lambda: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
 
 
 def extract_frames(
@@ -273,17 +262,13 @@ def extract_frames(
     (out_dir / FRAMES_JSON).unlink(missing_ok=True)  # what follows is incomplete until frames.json is back
     infos = [probe(p) for p in paths]
     weights = [i.duration for i in infos] if all(i.duration > 0 for i in infos) else [i.frames for i in infos]
-    records = []
-    for path, info, share, prefix, source in zip(
-        paths, infos, _shares(n_frames, weights), _prefixes(paths), sources
-    ):
-        chosen = []
-        for frame in _select(path, info, share, max_side, score_side, progress):
-            name = f"{prefix}_{frame.index:06d}.png"
-            _, png = cv2.imencode(".png", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
-            atomic_write_bytes(out_dir / name, png.tobytes())
-            chosen.append({"index": frame.index, "sharpness": round(frame.sharpness, 3), "file": name})
-        records.append({**source, "frames_total": info.frames, "duration": info.duration, "chosen": chosen})
+    with showing(progress):
+        records = [
+            _extract_one(path, info, share, prefix, source, out_dir, max_side, score_side)
+            for path, info, share, prefix, source in zip(
+                paths, infos, _shares(n_frames, weights), _prefixes(paths), sources
+            )
+        ]
     record = {"format": _FORMAT, **settings, "sources": records}
     _remove_stale(out_dir, set(frame_files(record)), set(frame_files(old)), _prefixes(paths))
     from splat.run import write_json
@@ -292,6 +277,17 @@ def extract_frames(
     total, chosen = sum(i.frames for i in infos), len(frame_files(record))
     log(f"{chosen} frames of {total} from {_names(paths)} (the sharpest of each stretch) -> {out_dir}")
     return out_dir
+
+
+def _extract_one(path, info, share, prefix, source, out_dir, max_side, score_side) -> dict:
+    """Write one clip's chosen frames into out_dir; its frames.json record."""
+    chosen = []
+    for frame in _select(path, info, share, max_side, score_side):
+        name = f"{prefix}_{frame.index:06d}.png"
+        _, png = cv2.imencode(".png", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+        atomic_write_bytes(out_dir / name, png.tobytes())
+        chosen.append({"index": frame.index, "sharpness": round(frame.sharpness, 3), "file": name})
+    return {**source, "frames_total": info.frames, "duration": info.duration, "chosen": chosen}
 
 
 def read_frames_json(out_dir: str | os.PathLike) -> dict:

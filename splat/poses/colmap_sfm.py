@@ -19,6 +19,7 @@ import numpy as np
 from splat.geometry.lens import undistort_pixels
 from splat.poses.tracks import Tracks
 from splat.poses.verify import tracks_from_reconstruction
+from splat.progress import bar
 
 
 @dataclass
@@ -111,28 +112,24 @@ def colmap_poses(
             reader.camera_params = f"{focals[0]},{w / 2},{h / 2}{extra}"
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
-        pycolmap.extract_features(
-            db,
-            tmp / "images",
-            image_names=files,
-            camera_mode=pycolmap.CameraMode.SINGLE if groups is None else pycolmap.CameraMode.PER_FOLDER,
-            reader_options=reader,
-            extraction_options=extraction,
-            device=pycolmap.Device.cpu,
-        )
+        # one call: each call would open a camera of its own. pycolmap reports no progress inside
+        # extraction and matching, so their bars show the time spent only
+        with bar("features", None):
+            pycolmap.extract_features(
+                db,
+                tmp / "images",
+                image_names=files,
+                camera_mode=pycolmap.CameraMode.SINGLE if groups is None else pycolmap.CameraMode.PER_FOLDER,
+                reader_options=reader,
+                extraction_options=extraction,
+                device=pycolmap.Device.cpu,
+            )
         if groups is not None:
             _set_known_focals(db, files, focals)
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = num_threads
-        if V <= exhaustive_max:
-            pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-        else:
-            pairing = pycolmap.SequentialPairingOptions()
-            pairing.overlap = 15
-            pairing.quadratic_overlap = True
-            pycolmap.match_sequential(
-                db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
-            )
+        with bar("matching", None):
+            _match(pycolmap, db, V, exhaustive_max, matching)
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = num_threads
         opts.ba_refine_principal_point = False
@@ -140,8 +137,28 @@ def colmap_poses(
         if camera_model != "SIMPLE_PINHOLE" and focals is not None:
             opts.ba_refine_focal_length = False  # a known focal (EXIF) is kept; only k1 is found
         (tmp / "sparse").mkdir()
-        models = pycolmap.incremental_mapping(db, tmp / "images", tmp / "sparse", options=opts)
+        with bar("mapping", V) as mapping_bar:  # a view registered (or tried) per callback
+            models = pycolmap.incremental_mapping(
+                db,
+                tmp / "images",
+                tmp / "sparse",
+                options=opts,
+                next_image_callback=lambda: mapping_bar.update(min(V, mapping_bar.done + 1)),
+            )
     return _convert(models, files, V, radial=camera_model == "SIMPLE_RADIAL")
+
+
+def _match(pycolmap, db: Path, V: int, exhaustive_max: int, matching) -> None:
+    """Match all pairs for small sets, sequential neighbours (quadratic overlap) for larger ones."""
+    if V <= exhaustive_max:
+        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+    else:
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = 15
+        pairing.quadratic_overlap = True
+        pycolmap.match_sequential(
+            db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+        )
 
 
 def _convert(models, files: list[str], V: int, radial: bool = False) -> ColmapResult:

@@ -39,6 +39,7 @@ from splat.poses.register import register_views
 from splat.poses.rotations import select_hypotheses
 from splat.poses.tracks import Tracks, build_tracks, mark_distinct, reprojection, triangulate_tracks
 from splat.poses.twoview import Hypothesis, normalize_points, pose_hypotheses, refine_translation, score_pose
+from splat.progress import bar
 
 
 @dataclass
@@ -144,9 +145,11 @@ def prepare(images: list[np.ndarray], cfg: SparseViewConfig, log=print) -> tuple
             return match_descriptors(d0, d1, cfg.guided_ratio, with_ratio=True)
 
         tentative, loose = {}, {}
-        for e, (idx, ratio) in zip(pairs, pool.map(match, pairs)):
-            loose[e] = idx
-            tentative[e] = idx[ratio < cfg.ratio]
+        with bar("matching", len(pairs)) as matching_bar:
+            for e, (idx, ratio) in zip(pairs, pool.map(match, pairs)):
+                loose[e] = idx
+                tentative[e] = idx[ratio < cfg.ratio]
+                matching_bar.advance()
     times["matching"] = time.perf_counter() - t0
     log(f"features: {[len(f) for f in feats]} keypoints; {len(pairs)} pairs matched")
     sizes = [(im.shape[1], im.shape[0]) for im in images]
@@ -189,12 +192,18 @@ def add_learned_matches(
     with the other. Returns (new features, number of matches added)."""
     # DISK one image at a time (its network needs ~0.5 GB per 512x384 image); LightGlue pairs in two
     # single-thread workers, 12 % faster than one job on two threads, same matches
-    disk = [learned.disk_features(im, max_keypoints) for im in images]
-    with torch_threads(1), ThreadPoolExecutor(2) as pool:
+    disk = []
+    with bar("DISK", len(images)) as disk_bar:
+        for im in images:
+            disk.append(learned.disk_features(im, max_keypoints))
+            disk_bar.advance()
+    with torch_threads(1), ThreadPoolExecutor(2) as pool, bar("LightGlue", len(pairs)) as glue_bar:
 
         def glue(e):
             (i, j) = e
-            return learned.lightglue_matches(*disk[i], sizes[i], *disk[j], sizes[j])[0]
+            matches = learned.lightglue_matches(*disk[i], sizes[i], *disk[j], sizes[j])[0]
+            glue_bar.advance()
+            return matches
 
         pair_matches = list(pool.map(glue, pairs))
     out = []
@@ -216,20 +225,33 @@ def add_learned_matches(
 def _detect(images, cfg: SparseViewConfig, n_kp: int, tilt: int, pool, log) -> list[Features]:
     """Features of every image. 'auto': ASIFT for small sets (wide baselines); for larger ones SIFT,
     with a lower contrast threshold and then ASIFT when it finds too few keypoints (plain surfaces)."""
-    if cfg.feature != "auto":
-        return list(pool.map(lambda im: detect_features(im, cfg.feature, n_kp, tilt), images))
-    if len(images) <= cfg.asift_max_views:
-        return list(pool.map(lambda im: detect_features(im, "asift", n_kp, tilt), images))
-    for method, contrast in (("sift", 0.02), ("sift", 0.01), ("asift", 0.04)):
-        detect = partial(
-            detect_features, method=method, max_keypoints=n_kp, max_tilt=tilt, contrast_threshold=contrast
-        )
-        feats = list(pool.map(detect, images))
-        found = int(np.median([len(f) for f in feats]))
-        if found >= cfg.sift_min_keypoints:
-            break
-        log(f"{method} (contrast {contrast}) found only ~{found} keypoints per image; trying more")
-    return feats
+    with bar("features", len(images)) as features_bar:
+
+        def each(detect) -> list[Features]:
+            features_bar.update(0)
+
+            def one(image):
+                found = detect(image)
+                features_bar.advance()
+                return found
+
+            return list(pool.map(one, images))
+
+        if cfg.feature != "auto":
+            return each(lambda im: detect_features(im, cfg.feature, n_kp, tilt))
+        if len(images) <= cfg.asift_max_views:
+            return each(lambda im: detect_features(im, "asift", n_kp, tilt))
+        for method, contrast in (("sift", 0.02), ("sift", 0.01), ("asift", 0.04)):
+            features_bar.info = method
+            detect = partial(
+                detect_features, method=method, max_keypoints=n_kp, max_tilt=tilt, contrast_threshold=contrast
+            )
+            feats = each(detect)
+            found = int(np.median([len(f) for f in feats]))
+            if found >= cfg.sift_min_keypoints:
+                break
+            log(f"{method} (contrast {contrast}) found only ~{found} keypoints per image; trying more")
+        return feats
 
 
 def pair_hypotheses(prob: _Problem, K: np.ndarray, cfg: SparseViewConfig, pairs=None, thorough: bool = True):

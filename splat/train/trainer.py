@@ -28,6 +28,7 @@ from torch import Tensor
 from splat.config import resolve_device
 from splat.errors import SplatWarning, TrainingDiverged
 from splat.io.atomic import atomic_path
+from splat.progress import bar, showing
 from splat.train.adam import GaussianAdam
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
 from splat.train.losses import photometric_loss
@@ -332,7 +333,8 @@ def train(
     show = sys.stderr.isatty() if progress is None else progress
     tick = time.perf_counter()
     try:
-        with _InterruptGuard() as guard, _progress_bar(show, cfg.steps, run.step) as bar:
+        with _InterruptGuard() as guard, showing(show), bar("train", cfg.steps) as steps_bar:
+            steps_bar.update(run.step)
             while run.step < cfg.steps:
                 try:
                     loss, psnr, v = _step(run, levels, cfg, guard)
@@ -346,9 +348,7 @@ def train(
                 rec = _log(run, loss, psnr, cfg)
                 if cfg.eval_every and run.step % cfg.eval_every == 0 and rec is not None:
                     rec["train_psnr"] = mean_psnr(run.opt.params, cams, targets, cfg, run)
-                if bar is not None:
-                    bar.update(bar.task_ids[0], completed=run.step,
-                               stats=f"loss {loss:.4f}  PSNR {psnr:.2f}  N {len(run.opt)}")  # fmt: skip
+                steps_bar.update(run.step, f"loss {loss:.4f}  PSNR {psnr:.2f}  N {len(run.opt)}")
                 if ckpt is not None and cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
                     _save(run, cfg, ckpt)
                 for cb in callbacks:
@@ -469,7 +469,7 @@ class _NonFinite(Exception):
         self.value = value
 
 
-# ---- interruption and progress ------------------------------------------------------------------
+# ---- interruption ------------------------------------------------------------------------------
 
 
 class _InterruptGuard:
@@ -515,17 +515,6 @@ class _InterruptGuard:
         if self.pending:
             self.pending = False
             raise KeyboardInterrupt
-
-
-def _progress_bar(show: bool, total: int, start: int):
-    if not show:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[stats]}"))  # fmt: skip
-    bar.add_task("train", total=total, completed=start, stats="")
-    return bar
 
 
 __all__ = [
