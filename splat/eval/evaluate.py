@@ -156,6 +156,30 @@ def check_gt_fits(run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backen
     return {"train_psnr_run": trained, "train_psnr_gt_thumbnails": seen}
 
 
+def _median_lens(lens: list[dict]) -> dict:
+    return sorted(lens, key=lambda d: d["k1"])[len(lens) // 2]
+
+
+def undistort_like_run(images: list[np.ndarray], lens: list[dict] | None) -> list[np.ndarray]:
+    """The ground truth's (H,W,3) photos as the run trained on its own: undistorted with the run's lens.
+
+    lens: poses.json "undistortion" (per training view: k1, focal_px, focal_out_px, principal_point), or
+    None when the run found no distortion (the photos are returned as they are). The photos come from the
+    same camera, so each takes the training views' median lens, scaled to its width (the principal point
+    is at the image centre)."""
+    if not lens:
+        return images
+    from splat.geometry.lens import undistort_image
+
+    ref = _median_lens(lens)
+    c = np.asarray(ref["principal_point"], np.float64)
+    out = []
+    for im in images:
+        s = im.shape[1] / (2.0 * c[0])
+        out.append(undistort_image(im, ref["focal_px"] * s, c * s, ref["k1"], ref["focal_out_px"] * s))
+    return out
+
+
 def flag_reason(a: dict, median_loss: float, cap: int) -> str | None:
     """Why a view's alignment is not trusted (None: trusted)."""
     if not a["converged"]:
@@ -225,6 +249,8 @@ def evaluate_run(
     scene = load_scene(Path(gt_dir), max_side=max_side)
     if scene.cameras is None:
         raise InputError(f"{gt_dir}: no ground-truth cameras (expected sparse/0 with a COLMAP model)")
+    lens = run.read_poses().get("undistortion")  # the run found lens distortion and trained undistorted
+    scene.images.images = undistort_like_run(scene.images.images, lens)
     mapped, ate_report = gt_cameras_in_run_frame(run_cams, scene.cameras)
     if ate_report["rel"] > MAX_ATE_REL:
         off, limit = 100 * ate_report["rel"], 100 * MAX_ATE_REL
@@ -275,6 +301,8 @@ def evaluate_run(
         "gt_fit": gt_fit(ate_report["rel"], ate_report["rotation_deg"]),
         "gt_check": gt_check,
         "start_focal": start_focal,
+        # the ground truth's photos were undistorted with the run's lens before scoring (None: no lens)
+        "undistorted_k1": None if not lens else _median_lens(lens)["k1"],
         "refine_steps": settings.max_steps,
         "align_settings": asdict(settings),
         "per_view": per_view,
