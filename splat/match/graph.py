@@ -1,8 +1,9 @@
 """Which image pairs to match.
 
 Small sets (<= `exhaustive_max` views): every pair. Larger sets: neighbours in name order (photos
-of a walk-around are usually taken in sequence) plus the nearest neighbours under a cheap global
-image descriptor (a tiny normalised grey thumbnail and a colour histogram).
+of a walk-around are usually taken in sequence, and a video's frames are named in time order), optionally
+at doubling strides too, plus the nearest neighbours under a cheap global image descriptor (a tiny
+normalised grey thumbnail and a colour histogram), which finds the pairs of a set in no order.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def select_pairs(
     exhaustive_max: int = 30,
     window: int = 4,
     knn: int = 8,
+    quadratic: bool = False,
 ) -> list[tuple[int, int]]:
     """Sorted list of pairs (i, j), i < j, to match.
 
@@ -43,11 +45,16 @@ def select_pairs(
         exhaustive_max: up to this many views, all pairs.
         window: sequence neighbours i+1..i+window for large sets.
         knn: descriptor nearest neighbours per view for large sets.
+        quadratic: also the sequence neighbours i+2^k beyond the window (COLMAP's quadratic overlap:
+            a loop around an object, or a walk that comes back, is tied at a few longer strides).
     """
     V = images if isinstance(images, int) else len(images)
     if V <= exhaustive_max:
         return [(i, j) for i in range(V) for j in range(i + 1, V)]
     pairs = {(i, j) for i in range(V) for j in range(i + 1, min(V, i + window + 1))}
+    if quadratic:
+        strides = [2**k for k in range(V.bit_length()) if 2**k > window]
+        pairs.update((i, i + s) for i in range(V) for s in strides if i + s < V)
     if not isinstance(images, int) and knn > 0:
         d = global_descriptors(images)
         sim = d @ d.T

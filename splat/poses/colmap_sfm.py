@@ -2,9 +2,9 @@
 reference on small ones).
 
 Images are written losslessly to a work folder, SIFT is extracted with one shared SIMPLE_PINHOLE
-camera (principal point at the image centre, as in our solver), pairs are matched exhaustively
-for small sets and sequentially (with quadratic overlap) for large ones, and the largest model is
-kept. Views outside it are reported as unregistered.
+camera (principal point at the image centre, as in our solver), the view graph's pairs are matched
+(every pair for small sets; for large ones name-order neighbours at doubling strides and neighbours under
+a global image descriptor, splat.match.graph), and the largest model is kept. Views outside it are reported as unregistered.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from splat.geometry.lens import undistort_pixels
+from splat.match.graph import select_pairs
 from splat.poses.tracks import Tracks
 from splat.poses.verify import tracks_from_reconstruction
 from splat.progress import bar
@@ -39,7 +40,7 @@ def _write_images(
     """PNG files (names relative to folder); with groups, one subfolder (one COLMAP camera) per group."""
     files = []
     for k, (im, name) in enumerate(zip(images, names)):
-        fname = f"{k:05d}_{Path(name).stem}.png"
+        fname = f"{k:05d}_{'_'.join(Path(name).stem.split())}.png"  # no spaces: the pair list splits on them
         if groups is not None:
             fname = f"camera{groups[k]}/{fname}"
             (folder / fname).parent.mkdir(exist_ok=True)
@@ -112,8 +113,8 @@ def colmap_poses(
             reader.camera_params = f"{focals[0]},{w / 2},{h / 2}{extra}"
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = num_threads
-        # one call: each call would open a camera of its own. pycolmap reports no progress inside
-        # extraction and matching, so their bars show the time spent only
+        # one call: each call would open a camera of its own. pycolmap reports no progress inside it,
+        # so the bar shows the time spent only
         with bar("features", None):
             pycolmap.extract_features(
                 db,
@@ -128,8 +129,7 @@ def colmap_poses(
             _set_known_focals(db, files, focals)
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = num_threads
-        with bar("matching", None):
-            _match(pycolmap, db, V, exhaustive_max, matching)
+        n_pairs = _match(pycolmap, db, images, files, exhaustive_max, matching, tmp)
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = num_threads
         opts.ba_refine_principal_point = False
@@ -145,20 +145,29 @@ def colmap_poses(
                 options=opts,
                 next_image_callback=lambda: mapping_bar.update(min(V, mapping_bar.done + 1)),
             )
-    return _convert(models, files, V, radial=camera_model == "SIMPLE_RADIAL")
+    result = _convert(models, files, V, radial=camera_model == "SIMPLE_RADIAL")
+    result.diagnostics["pairs_matched"] = n_pairs
+    return result
 
 
-def _match(pycolmap, db: Path, V: int, exhaustive_max: int, matching) -> None:
-    """Match all pairs for small sets, sequential neighbours (quadratic overlap) for larger ones."""
-    if V <= exhaustive_max:
-        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-    else:
-        pairing = pycolmap.SequentialPairingOptions()
-        pairing.overlap = 15
-        pairing.quadratic_overlap = True
-        pycolmap.match_sequential(
-            db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
-        )
+def _match(pycolmap, db: Path, images, files: list[str], exhaustive_max: int, matching, folder: Path) -> int:
+    """Match the view graph's pairs (all of them for small sets; splat.match.graph.select_pairs for larger:
+    name-order neighbours at doubling strides and global-descriptor neighbours) in blocks, so the bar can
+    say how long is left. Returns the number of pairs."""
+    pairs = select_pairs(images, exhaustive_max, window=10, knn=10, quadratic=True)
+    block = max(50, len(pairs) // 20)
+    with bar("matching", len(pairs)) as matching_bar:
+        for start in range(0, len(pairs), block):
+            chunk = pairs[start : start + block]
+            listing = folder / "pairs.txt"
+            listing.write_text("".join(f"{files[i]} {files[j]}\n" for i, j in chunk))
+            pairing = pycolmap.ImportedPairingOptions()
+            pairing.match_list_path = str(listing)
+            pycolmap.match_image_pairs(
+                db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+            )
+            matching_bar.advance(len(chunk))
+    return len(pairs)
 
 
 def _convert(models, files: list[str], V: int, radial: bool = False) -> ColmapResult:
