@@ -20,7 +20,7 @@ from splat.errors import SplatError
 from splat.export import FORMATS
 from splat.logs import show_warning
 
-BATCH_FIT = ("max_side", "poses", "budget", "device")  # the FitConfig fields `splat batch` sets
+BATCH_FIT = ("max_side", "poses", "quality", "budget", "device")  # the FitConfig fields `splat batch` sets
 
 
 def _cmd_doctor(args: argparse.Namespace) -> None:

@@ -27,6 +27,15 @@ REFINE_STEPS = 400
 and 4 % focal off: 130-250 steps; splat.eval.align.AlignSettings.max_steps)."""
 
 
+QUALITY = {
+    # `splat fit --quality`: the training steps and Gaussian budget of each preset, where --steps and
+    # --budget are not given (measured: docs/PERF.md, session 13)
+    "preview": {"steps": 500, "budget": 40_000},
+    "default": {"steps": 1500, "budget": 80_000},
+    "high": {"steps": 3000, "budget": 160_000},
+}
+
+
 def setting(default, help: str, *, flag: str | None = None, type=None, choices=None):
     """A dataclass field with what its `splat` flag needs (splat.cli.add_flags reads it).
 
@@ -63,9 +72,16 @@ class FitConfig:
         False, "keep a camera solution that fails its verification (marked in poses.json and metrics.json)"
     )
     init: str = setting("edgs", "edgs | sparse | given:PATH.ply")
-    budget: int | None = setting(  # garden 12 views: 80k beat 130k in held-out PSNR (docs/PERF.md)
-        80_000,
-        "max initial Gaussians (default %(default)s; 0: no limit)",
+    quality: str = setting(
+        "default",
+        "training steps and Gaussian budget: "
+        + "; ".join(f"{k} {v['steps']} steps, {v['budget'] // 1000}k" for k, v in QUALITY.items())
+        + " (--steps, --budget override)",
+        choices=tuple(QUALITY),
+    )
+    budget: int | None = setting(  # None: the --quality preset's (garden 12 views: 80k beat 130k, PERF.md)
+        None,
+        "max initial Gaussians (default: --quality's; 0: no limit)",
         type=count(0, "give 0 (no limit) or more Gaussians"),
     )
     budget_rule: str = setting(
@@ -80,11 +96,17 @@ class FitConfig:
     seed: int = setting(0, "random seed (default %(default)s)", type=count(0, "give 0 or more"))
     train: dict = field(default_factory=dict)  # overrides of splat.train.TrainConfig fields (TrainFlags')
 
+    def budget_limit(self) -> int:
+        """The initial Gaussians kept: --budget, else the --quality preset's (0: no limit)."""
+        return QUALITY[self.quality]["budget"] if self.budget is None else self.budget
+
     def train_config(self, device):
-        """The training settings: TrainConfig's defaults, the user's overrides, this fit's device and seed."""
+        """The training settings: TrainConfig's defaults, the --quality preset's steps, the user's
+        overrides, this fit's device and seed."""
         from splat.train import TrainConfig
 
-        return TrainConfig(**{**self.train, "device": str(device), "seed": self.seed})
+        preset = {"steps": QUALITY[self.quality]["steps"]}
+        return TrainConfig(**{**preset, **self.train, "device": str(device), "seed": self.seed})
 
 
 @dataclass

@@ -242,8 +242,9 @@ def stage_init(
         report = {"gaussians": len(gaussians)}
     else:
         raise InputError(f"unknown --init {cfg.init!r}: use edgs, sparse or given:PATH.ply")
-    if cfg.budget and len(gaussians) > cfg.budget:
-        gaussians = prune_to_budget(gaussians, cfg.budget, cfg.budget_rule, conf, cfg.seed)
+    budget = cfg.budget_limit()
+    if budget and len(gaussians) > budget:
+        gaussians = prune_to_budget(gaussians, budget, cfg.budget_rule, conf, cfg.seed)
     report["after_budget"] = len(gaussians)
     run_logger(run, "init")(
         f"{cfg.init}: {report.get('gaussians')} Gaussians"

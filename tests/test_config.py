@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from splat.cli import BATCH_FIT, build_parser, fit_config
-from splat.config import BACKENDS, REFINE_STEPS, EvalConfig, FitConfig, TrainFlags
+from splat.config import BACKENDS, QUALITY, REFINE_STEPS, EvalConfig, FitConfig, TrainFlags
 from splat.eval.align import AlignSettings
 from splat.render import render
 from splat.train import TrainConfig
@@ -21,6 +21,25 @@ def test_fit_trains_with_the_train_config_defaults_plus_its_overrides():
     assert fitted == {**plain, "device": "cpu", "seed": 7}
     steps = int(torch.randint(1, 5000, ()))
     assert FitConfig(train={"steps": steps}).train_config("cpu").steps == steps
+
+
+def test_a_quality_preset_sets_steps_and_budget_unless_the_flags_give_them():
+    parser = build_parser()
+    default = fit_config(parser.parse_args(["fit", "photos"]))
+    assert default.train_config("cpu").steps == TrainConfig().steps == QUALITY["default"]["steps"]
+    assert default.budget_limit() == QUALITY["default"]["budget"]
+    high = fit_config(parser.parse_args(["fit", "photos", "--quality", "high"]))
+    preview = fit_config(parser.parse_args(["fit", "photos", "--quality", "preview"]))
+    assert (
+        preview.train_config("cpu").steps < default.train_config("cpu").steps < high.train_config("cpu").steps
+    )
+    assert preview.budget_limit() < default.budget_limit() < high.budget_limit()
+    steps, budget = random.randint(1, 9999), random.randint(0, 10**6)
+    given = fit_config(
+        parser.parse_args(f"fit photos --quality high --steps {steps} --budget {budget}".split())
+    )
+    assert (given.train_config("cpu").steps, given.budget_limit()) == (steps, budget)
+    assert fit_config(parser.parse_args("fit photos --quality high --budget 0".split())).budget_limit() == 0
 
 
 def test_the_cli_shows_the_config_defaults():
