@@ -260,6 +260,29 @@ def stage_init(
     return gaussians
 
 
+def _check_memory(run: Path, images: list[np.ndarray], cfg: FitConfig) -> dict:
+    """Estimate the fit's peak memory, say it in fit.log, refuse a fit the machine cannot hold."""
+    from splat.memory import available_bytes, check_memory, estimate_peak
+
+    sizes = [(im.shape[1], im.shape[0]) for im in images]
+    pixels = sum(w * h for w, h in sizes)
+    budget = cfg.budget_limit()
+    gaussians = min(budget, pixels) if budget else pixels // 2  # no budget: about half the pixels are kept
+    estimate = estimate_peak(sizes, gaussians, dense_init=cfg.init == "edgs")
+    available = available_bytes()
+    run_logger(run, "memory")(check_memory(estimate, available, len(images), cfg.max_side))
+    return {
+        "estimated_peak_gb": round(estimate.total / 1e9, 3),
+        "available_gb": None if available is None else round(available / 1e9, 3),
+    }
+
+
+def _peak_rss_bytes() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # kilobytes on Linux
+
+
 def _video_frames(videos: list[Path], run: Path, cfg: FitConfig, progress) -> tuple[Path, dict]:
     """A video input's training frames, extracted into RUN/frames/ (reused while its frames.json matches):
     the folder, and what metrics.json records of them."""
@@ -322,6 +345,7 @@ def fit(
             images = [imageset.images[i] for i in keep]
             names = [imageset.names[i] for i in keep]
             require_views(imageset, 2)
+            memory = _check_memory(run, images, cfg)
         with clock("poses"):
             priors = [imageset.focal_priors[i] for i in keep] if imageset.focal_priors else None
             cameras, images = stage_poses(run, images, names, cfg, resume, progress, priors)
@@ -357,6 +381,8 @@ def fit(
         # the poses alone, and the focal: 'verified' | 'uncertain' | 'unchecked' | 'given' (EXIF, --focal)
         "poses_verdict": "given" if given else verification.get("poses_verdict"),
         "focal_verdict": "given" if given else verification.get("focal_verdict"),
+        # the estimate made before the heavy stages, and the peak this process reached
+        "memory": {**memory, "peak_rss_gb": round(_peak_rss_bytes() / 1e9, 3)},
         **({"video": video} if video else {}),  # the clips and how many frames were taken (RUN/frames/)
     }
     _write_json(folder.metrics, metrics)
