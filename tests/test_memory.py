@@ -32,7 +32,9 @@ def test_fit_states_the_estimate_and_refuses_before_the_heavy_stages(tmp_path, m
     import splat.memory
 
     views = ["frame_000.jpg", "frame_002.jpg", "frame_004.jpg"]
-    cfg = FitConfig(max_side=96, poses=f"given:{SCENE}/sparse/0", budget=3000, views=views, train={"steps": 4})
+    cfg = FitConfig(
+        max_side=96, poses=f"given:{SCENE}/sparse/0", budget=3000, views=views, train={"steps": 4}
+    )
     monkeypatch.setattr(splat.memory, "available_bytes", lambda: 1e8)  # 100 MB
     with pytest.raises(InputError, match="needs about .* GB and 0.1 GB are available"):
         fit(f"{SCENE}/images", tmp_path / "small", cfg, progress=False)
