@@ -25,10 +25,11 @@ from splat.types import Cameras, Gaussians
 
 
 class Stopwatch:
-    """Collects per-stage wall times into a dict."""
+    """Collects per-stage wall times, and the process's peak RSS at the end of each stage (GB), into dicts."""
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}
 
     def __call__(self, name: str):
         watch = self
@@ -39,6 +40,7 @@ class Stopwatch:
 
             def __exit__(self, *exc):
                 watch.times[name] = round(time.perf_counter() - self.t0, 3)
+                watch.peaks[name] = round(_peak_rss_bytes() / 1e9, 3)
 
         return _Lap()
 
@@ -382,7 +384,7 @@ def fit(
         "poses_verdict": "given" if given else verification.get("poses_verdict"),
         "focal_verdict": "given" if given else verification.get("focal_verdict"),
         # the estimate made before the heavy stages, and the peak this process reached
-        "memory": {**memory, "peak_rss_gb": round(_peak_rss_bytes() / 1e9, 3)},
+        "memory": {**memory, "peak_rss_gb": round(_peak_rss_bytes() / 1e9, 3), "peak_after_gb": clock.peaks},
         **({"video": video} if video else {}),  # the clips and how many frames were taken (RUN/frames/)
     }
     _write_json(folder.metrics, metrics)

@@ -45,3 +45,5 @@ def test_fit_states_the_estimate_and_refuses_before_the_heavy_stages(tmp_path, m
     assert " memory: estimated peak " in log and "GB available" in log
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["memory"]
     assert saved == metrics["memory"] and 0 < saved["estimated_peak_gb"] and 0 < saved["peak_rss_gb"]
+    after = saved["peak_after_gb"]  # the peak so far at the end of each stage: never falls
+    assert list(after) == list(metrics["seconds"]) and list(after.values()) == sorted(after.values())
