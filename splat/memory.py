@@ -1,13 +1,13 @@
 """Will the fit fit in memory? An estimate of the peak before the heavy stages, stated in fit.log.
 
 The estimate adds what a fit holds at its peak: the interpreter with torch, pycolmap and OpenCV loaded; the
-training images (float32, held by the loader and again as training tensors); then the larger of the dense
-init's working set (the EDGS match fields: a match position and a confidence per pixel) and training's (the
-Gaussians with their gradients and Adam moments, the rasterizer's per-pixel buffers of one view), which do
-not coincide. The constants are fitted to measured peaks (garden at 512 px, 12 and 24 views: 0.83 and
-0.90 GB RSS, estimated 0.86 and 0.92; docs/PERF.md, session 13), so larger captures are extrapolated:
-pycolmap's own memory on hundreds of photos is not in it. `check_memory` refuses a fit whose estimate
-exceeds the memory available now, naming the flags that shrink it.
+training images (float32, held by the loader and again as training tensors); then the larger of the pose and
+dense-init working set (features, pycolmap's database and model, the EDGS match fields: per pixel) and
+training's (the Gaussians with their gradients and Adam moments, the rasterizer's per-pixel buffers of one
+view), which do not coincide. The constants are fitted to measured peaks of garden at 512 px (RSS 0.83, 0.90,
+1.20, 1.67 GB at 12, 21, 42, 84 views; estimated 0.91, 0.96, 1.23, 1.76: docs/PERF.md, session 13), so
+larger captures are extrapolated. `check_memory` refuses a fit whose estimate exceeds the memory available
+now, naming the flags that shrink it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from splat.errors import InputError
 
-BASE_BYTES = 0.65e9  # python + torch + pycolmap + OpenCV + rich (fitted, see above)
+BASE_BYTES = 0.7e9  # python + torch + pycolmap + OpenCV + rich (fitted, see above)
 IMAGE_COPIES = 2  # the loaded float32 images and the training tensors
-FIELD_BYTES_PER_PIXEL = 24  # (x, y, confidence) float32 per pixel and pair direction, ~2 per view
+FIELD_BYTES_PER_PIXEL = 40  # poses and dense init per pixel (EDGS fields: x, y, confidence float32, ~2 pairs)
 GAUSSIAN_BYTES = 59 * 4 * 4  # 59 floats: parameter, gradient and two Adam moments
 RASTER_BYTES_PER_PIXEL = 400  # per-pixel compositing state forward and backward (one view at a time)
 
@@ -42,7 +42,7 @@ class MemoryEstimate:
         gb = lambda b: f"{b / 1e9:.1f}"  # noqa: E731
         return (
             f"estimated peak {gb(self.total)} GB (images {gb(self.images)}, "
-            f"dense init {gb(self.init_fields)}, Gaussians {gb(self.gaussians)}, "
+            f"poses and dense init {gb(self.init_fields)}, Gaussians {gb(self.gaussians)}, "
             f"rasterizer {gb(self.raster)}, libraries {gb(self.base)})"
         )
 
