@@ -326,7 +326,6 @@ class _BatchProgress:
         import sys
 
         self.total, self.show = total, sys.stderr.isatty() if show is None else show
-        self.done, self.t0 = 0, time.perf_counter()
         self.stack = contextlib.ExitStack()
 
     def __enter__(self):
@@ -335,14 +334,14 @@ class _BatchProgress:
         return self
 
     def advance(self, record: dict) -> None:
-        self.done += 1
         line = _record_line(record)
         self.bar.advance(info=line)
         if self.show:
             print(line, flush=True)  # above the bar
         else:
-            eta = (time.perf_counter() - self.t0) / self.done * (self.total - self.done)
-            print(f"[{self.done}/{self.total}, ETA {eta:.0f} s] {line}", flush=True)
+            done = self.bar.done
+            eta = self.bar.seconds / done * (self.total - done)
+            print(f"[{done}/{self.total}, ETA {eta:.0f} s] {line}", flush=True)
 
     def __exit__(self, *exc):
         return self.stack.__exit__(*exc)

@@ -75,6 +75,13 @@ def available_bytes() -> float | None:
         return None
 
 
+def peak_rss_bytes() -> float:
+    """The largest resident set this process has had so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # kilobytes on Linux
+
+
 def check_memory(estimate: MemoryEstimate, available: float | None, views: int, max_side: int | None) -> str:
     """The fit.log line; raises InputError when the estimate exceeds what is available."""
     line = estimate.line()
@@ -83,7 +90,7 @@ def check_memory(estimate: MemoryEstimate, available: float | None, views: int, 
     line += f" of {available / 1e9:.1f} GB available"
     if estimate.total <= available:
         return line
-    side = f"--max-side {max(64, int((max_side or 1024) * 0.7))}" if max_side else "--max-side 1024"
+    side = f"--max-side {max(64, int(max_side * 0.7))}" if max_side else "--max-side 1024"
     raise InputError(
         f"this fit needs about {estimate.total / 1e9:.1f} GB and {available / 1e9:.1f} GB are available "
         f"({views} views): lower the resolution ({side} halves the pixels), train on fewer views "

@@ -18,6 +18,7 @@ import torch
 from splat.config import FitConfig, resolve_device
 from splat.errors import InputError
 from splat.logs import capture_library_output
+from splat.memory import peak_rss_bytes
 from splat.progress import bar, callback, showing
 from splat.run import RunFolder, run_logger
 from splat.run import write_json as _write_json
@@ -40,7 +41,7 @@ class Stopwatch:
 
             def __exit__(self, *exc):
                 watch.times[name] = round(time.perf_counter() - self.t0, 3)
-                watch.peaks[name] = round(_peak_rss_bytes() / 1e9, 3)
+                watch.peaks[name] = round(peak_rss_bytes() / 1e9, 3)
 
         return _Lap()
 
@@ -264,7 +265,7 @@ def stage_init(
 
 def _check_memory(run: Path, images: list[np.ndarray], cfg: FitConfig) -> dict:
     """Estimate the fit's peak memory, say it in fit.log, refuse a fit the machine cannot hold."""
-    from splat.memory import available_bytes, check_memory, estimate_peak
+    from splat.memory import available_bytes, check_memory, estimate_peak  # looked up per call (tests patch)
 
     sizes = [(im.shape[1], im.shape[0]) for im in images]
     pixels = sum(w * h for w, h in sizes)
@@ -277,12 +278,6 @@ def _check_memory(run: Path, images: list[np.ndarray], cfg: FitConfig) -> dict:
         "estimated_peak_gb": round(estimate.total / 1e9, 3),
         "available_gb": None if available is None else round(available / 1e9, 3),
     }
-
-
-def _peak_rss_bytes() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # kilobytes on Linux
 
 
 def _video_frames(videos: list[Path], run: Path, cfg: FitConfig, progress) -> tuple[Path, dict]:
@@ -384,7 +379,7 @@ def fit(
         "poses_verdict": "given" if given else verification.get("poses_verdict"),
         "focal_verdict": "given" if given else verification.get("focal_verdict"),
         # the estimate made before the heavy stages, and the peak this process reached
-        "memory": {**memory, "peak_rss_gb": round(_peak_rss_bytes() / 1e9, 3), "peak_after_gb": clock.peaks},
+        "memory": {**memory, "peak_rss_gb": round(peak_rss_bytes() / 1e9, 3), "peak_after_gb": clock.peaks},
         **({"video": video} if video else {}),  # the clips and how many frames were taken (RUN/frames/)
     }
     _write_json(folder.metrics, metrics)

@@ -59,21 +59,15 @@ def showing(show: bool, log: Callable[[str], None] | None = None) -> Iterator[No
 
     A nested call draws into the outer display (one rich display at a time), or nothing when not `show`."""
     outer = _session.get()
-    if outer is not None:
-        token = _session.set(_Session(outer.display if show else None, log or outer.log))
-        try:
-            yield
-        finally:
-            _session.reset(token)
-        return
-    display = _display() if show else None
-    token = _session.set(_Session(display, log))
+    own = _display() if show and outer is None else None  # the display this call starts, if any
+    if outer is None:
+        session = _Session(own, log)
+    else:
+        session = _Session(outer.display if show else None, log or outer.log)
+    token = _session.set(session)
     try:
-        if display is None:
+        with own if own is not None else contextlib.nullcontext():
             yield
-        else:
-            with display:
-                yield
     finally:
         _session.reset(token)
 
@@ -83,7 +77,6 @@ class Bar:
 
     def __init__(self, label: str, total: int | None, session: _Session | None) -> None:
         self.label, self.total, self.done, self.info = label, total, 0, ""
-        self._session = session
         self._display = session.display if session else None
         self._task = None
         if self._display is not None:

@@ -4,7 +4,8 @@ reference on small ones).
 Images are written losslessly to a work folder, SIFT is extracted with one shared SIMPLE_PINHOLE
 camera (principal point at the image centre, as in our solver), the view graph's pairs are matched
 (every pair for small sets; for large ones name-order neighbours at doubling strides and neighbours under
-a global image descriptor, splat.match.graph), and the largest model is kept. Views outside it are reported as unregistered.
+a global image descriptor, splat.match.graph), and the largest model is kept. Views outside it are
+reported as unregistered.
 """
 
 from __future__ import annotations
