@@ -51,7 +51,10 @@ def fit_config(args: argparse.Namespace) -> FitConfig:
 
 
 def _train(args: argparse.Namespace, only: tuple[str, ...] | None = None) -> dict:
-    return {k: v for k, v in flag_values(args, TrainFlags, only).items() if v is not None}
+    """The TrainFlags given: a flag left at its default (None, or a switch not given) overrides nothing."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainFlags)}
+    given = flag_values(args, TrainFlags, only)
+    return {k: v for k, v in given.items() if v is not None and v != defaults[k]}
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:

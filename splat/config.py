@@ -115,6 +115,11 @@ class TrainFlags:
 
     steps: int | None = setting(None, "training steps", type=count(1, "give 1 or more training steps"))
     backend: str | None = setting(None, "rasterizer backend", choices=BACKENDS)
+    antialias: bool = setting(
+        False,
+        "train with the anti-aliased rasterizer (Mip-Splatting filter; splat.ply says so, and `splat eval` / "
+        "`splat view` render it that way)",
+    )
 
 
 @dataclass

@@ -350,18 +350,19 @@ def fit(
             gaussians = stage_init(run, images, cameras, cfg, resume)
         with clock("train"):
             callbacks = on_train_start(gaussians, cameras, images) if on_train_start else []
+            train_cfg = cfg.train_config(device)
             result = train(
                 gaussians,
                 cameras,
                 images,
-                cfg.train_config(device),
+                train_cfg,
                 callbacks=callbacks,
                 checkpoint_dir=folder.checkpoints,
                 resume=resume,
                 progress=progress,
             )
         with clock("export"):
-            write_ply(folder.splat, result.gaussians)
+            write_ply(folder.splat, result.gaussians, antialiased=train_cfg.antialias)
             write_model(folder.cameras, result.cameras.to(device="cpu", dtype=torch.float64))
     given = cfg.poses.startswith("given:")
     verification = {} if given else folder.read_poses().get("verification", {})

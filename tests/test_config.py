@@ -96,7 +96,7 @@ def test_fit_flags_reach_the_fit_config():
     flags = (
         f"fit photos --max-side {side} --poses sparse --focal {focal} --no-exif --accept-unverified "
         f"--init sparse --budget {budget} --budget-rule voxel --views a.jpg,b.jpg --device cpu --seed {seed} "
-        f"--steps {steps} --backend torch"
+        f"--steps {steps} --backend torch --antialias"
     )
     assert fit_config(parser.parse_args(flags.split())) == FitConfig(
         max_side=side,
@@ -110,7 +110,7 @@ def test_fit_flags_reach_the_fit_config():
         views=["a.jpg", "b.jpg"],
         device="cpu",
         seed=seed,
-        train={"steps": steps, "backend": "torch"},
+        train={"steps": steps, "backend": "torch", "antialias": True},
     )
 
 

@@ -19,6 +19,7 @@ from splat.eval.evaluate import GroundTruthMismatch, evaluate_run
 from splat.geometry.se3 import rotation_angle_deg, se3_exp
 from splat.io.colmap import read_model, write_model
 from splat.io.datasets import load_scene, tnt_split
+from splat.io.ply import read_ply, write_ply
 from splat.pipeline import FitConfig, fit
 from splat.render import render
 from splat.run import load_run
@@ -213,3 +214,22 @@ def test_ground_truth_photos_are_undistorted_with_the_runs_lens(run, tmp_path):
     # photos unlike the renders score 14.5 dB, and their training views fail the ground-truth check
     assert lens["views_scored"] == len(TEST) and base["psnr"] - 1.5 < lens["psnr"] < base["psnr"] + 0.5
     assert plain["psnr"] is None or plain["psnr"] < lens["psnr"] - 3.0
+
+
+def test_views_scored_at_half_and_double_size_and_in_the_scenes_rasterizer_mode(run, tmp_path):
+    """`scale` scores the aligned views rendered at another size against the ground truth resized alike (with
+    the intrinsics left unscaled a half-size view shows a quarter of the scene: ~12 dB), and a splat.ply that
+    says it was trained anti-aliased is rendered so unless told otherwise."""
+    base = evaluate_run(copy_run(run, tmp_path / "base"), GARDEN, test_names=TEST, write=False)
+    half = evaluate_run(copy_run(run, tmp_path / "half"), GARDEN, test_names=TEST, scale=0.5, write=False)
+    double = evaluate_run(copy_run(run, tmp_path / "double"), GARDEN, test_names=TEST, scale=2, write=False)
+    assert (base["scale"], half["scale"], double["scale"]) == (1.0, 0.5, 2)
+    # rendered without the anti-aliasing filter, the half-size views lose ~3 dB to the dilated Gaussians
+    assert half["psnr"] > base["psnr"] - 6 and double["psnr"] > base["psnr"] - 3, (base, half, double)
+    assert not (tmp_path / "base" / "eval.json").exists()  # write=False
+    aa = copy_run(run, tmp_path / "aa")
+    write_ply(aa / "splat.ply", read_ply(aa / "splat.ply"), antialiased=True)
+    marked = evaluate_run(aa, GARDEN, test_names=TEST, write=False)
+    told = evaluate_run(aa, GARDEN, test_names=TEST, antialias=False, write=False)
+    assert (base["antialias"], marked["antialias"], told["antialias"]) == (False, True, False)
+    assert abs(told["psnr"] - base["psnr"]) < 1e-6 and abs(marked["psnr"] - base["psnr"]) > 1e-3

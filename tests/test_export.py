@@ -56,6 +56,20 @@ def test_every_gaussian_format_exports_and_reads_back(run_dir):
     }
 
 
+def test_an_antialiased_scene_stays_marked_in_the_formats_that_can_say_so(run_dir):
+    """A run trained anti-aliased exports a .ply with the header comment and an .spz with its flag 0x1 set;
+    a classic run neither."""
+    import struct
+
+    from splat.io.ply import ply_render_settings, read_ply
+
+    for aa in (False, True):
+        write_ply(run_dir / "splat.ply", read_ply(run_dir / "splat.ply"), antialiased=aa)
+        assert ply_render_settings(export(run_dir, "ply")).antialias == aa
+        flags = struct.unpack_from("<IIIBBBB", export(run_dir, "spz").read_bytes())[5]
+        assert bool(flags & 0x1) == aa
+
+
 def test_colmap_and_points_exports(run_dir, tmp_path):
     cams = read_model(run_dir / "cameras").cameras
     model = read_model(export(run_dir, "colmap", tmp_path / "colmap"))

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from splat.errors import InputError
-from splat.io.ply import gaussian_properties, read_ply, read_points_ply, write_ply, write_points_ply
+from splat.io.ply import (
+    gaussian_properties,
+    ply_render_settings,
+    read_ply,
+    read_points_ply,
+    write_ply,
+    write_points_ply,
+)
 
 
 def expected_properties(K):
@@ -105,3 +112,13 @@ def test_empty_gaussians_round_trip(tmp_path, random_gaussians):
     write_ply(tmp_path / "e.ply", random_gaussians(0, 2))
     back = read_ply(tmp_path / "e.ply")
     assert len(back) == 0 and back.sh_rest.shape == (0, 8, 3)
+
+
+def test_an_antialiased_scene_says_so_in_its_header(tmp_path, random_gaussians):
+    """The rasterizer mode travels with the file (a header comment other tools skip); the data is the same."""
+    g = random_gaussians(50, 2)
+    plain, aa = write_ply(tmp_path / "plain.ply", g), write_ply(tmp_path / "aa.ply", g, antialiased=True)
+    assert not ply_render_settings(plain).antialias and ply_render_settings(aa).antialias
+    assert "splat antialiased" in plyfile.PlyData.read(str(aa)).comments
+    for name, t in read_ply(aa).tensors().items():
+        assert torch.equal(t, getattr(read_ply(plain), name)), name

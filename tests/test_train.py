@@ -169,6 +169,24 @@ def test_resolution_schedule_trains_coarse_steps_at_reduced_size(monkeypatch):
     assert torch.equal(result.cameras.K, cams.K) and result.final_psnr > 25  # the full-size scene still fits
 
 
+@pytest.mark.parametrize("antialias", [False, True])
+def test_training_renders_with_the_configured_rasterizer_mode(monkeypatch, antialias):
+    """TrainConfig.antialias reaches every render of the training loop and of its PSNR (the scene is then
+    fitted in that mode: a scene trained anti-aliased is rendered anti-aliased everywhere after)."""
+    import splat.render
+
+    init, cams, images = scene()
+    modes, real_render = [], splat.render.render
+
+    def recording_render(g, cam, **kw):
+        modes.append(kw.get("settings", splat.render.RenderSettings()).antialias)
+        return real_render(g, cam, **kw)
+
+    monkeypatch.setattr(splat.render, "render", recording_render)
+    train(init, cams, images, config(antialias=antialias), progress=False)
+    assert len(modes) >= 40 and set(modes) == {antialias}
+
+
 @pytest.mark.parametrize("broken", ["newest", "both"])
 def test_an_unreadable_checkpoint_is_skipped_with_a_warning(tmp_path, broken, monkeypatch):
     """A checkpoint cut short (a disk that filled up, a copy interrupted) is not loaded: resume takes the

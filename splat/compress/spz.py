@@ -186,10 +186,13 @@ def decode_spz(data: bytes, source: str = "<bytes>") -> Gaussians:
     )  # fmt: skip
 
 
-def write_spz(path: str | os.PathLike, gaussians: Gaussians, version: int = VERSION) -> Path:
-    """Write an SPZ file (version 4, or 3 for older readers) atomically; returns the path."""
+def write_spz(
+    path: str | os.PathLike, gaussians: Gaussians, version: int = VERSION, antialiased: bool = False
+) -> Path:
+    """Write an SPZ file (version 4, or 3 for older readers) atomically; returns the path. antialiased: the
+    header's flag that the scene was trained with the anti-aliased rasterizer."""
     path = Path(path)
-    atomic_write_bytes(path, encode_spz(gaussians, version=version))
+    atomic_write_bytes(path, encode_spz(gaussians, antialiased=antialiased, version=version))
     return path
 
 

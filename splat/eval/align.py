@@ -102,6 +102,7 @@ def align_views(
     backend: str = "auto",
     sh_degree: int | None = None,
     background=None,
+    render_settings=None,
 ) -> tuple[Cameras, list[dict]]:
     """Align each of V views to its image with the Gaussians frozen (see AlignSettings).
 
@@ -124,6 +125,8 @@ def align_views(
     out, reports = [], []
     for v in range(len(cams)):
         options = {"sh_degree": sh_degree, "background": background, "backend": backend}
+        if render_settings is not None:  # splat.render.RenderSettings (anti-aliased scenes)
+            options["settings"] = render_settings
         cam, report = _align_view(frozen, cams[[v]], targets[v], settings, options)
         out.append(cam)
         reports.append(report)

@@ -128,7 +128,9 @@ def thumbnail(image: Tensor, side: int = THUMB_SIDE) -> Tensor:
     return torch.nn.functional.avg_pool2d(image.permute(2, 0, 1)[None], f)[0].permute(1, 2, 0)
 
 
-def check_gt_fits(run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backend: str) -> dict:
+def check_gt_fits(
+    run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backend: str, render_settings=None
+) -> dict:
     """Render the run's training views and compare them, as thumbnails, with the ground truth's
     images of the same names; raise InputError when they score far below the run's own final
     training PSNR (the ground truth's images are not the ones the run was trained on)."""
@@ -144,8 +146,8 @@ def check_gt_fits(run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backen
         if gt.shape[:2] != (int(run_cams.height[v]), int(run_cams.width[v])):
             continue
         with torch.no_grad():
-            image = render(gaussians, run_cams[v], backend=backend).image.clamp(0, 1).cpu()
-        values.append(psnr_value(thumbnail(image), thumbnail(gt)))
+            image = render(gaussians, run_cams[v], backend=backend, **_settings(render_settings))
+        values.append(psnr_value(thumbnail(image.image.clamp(0, 1).cpu()), thumbnail(gt)))
     seen = float(np.mean(values)) if values else None
     if trained is not None and seen is not None and seen < trained - MAX_TRAIN_PSNR_DROP:
         raise GroundTruthMismatch(
@@ -154,6 +156,31 @@ def check_gt_fits(run: Path, gaussians, run_cams: Cameras, scene, gt_dir, backen
             f"against the run's {trained:.1f} dB; these are not the images it was trained on",
         )
     return {"train_psnr_run": trained, "train_psnr_gt_thumbnails": seen}
+
+
+def _settings(render_settings) -> dict:
+    return {} if render_settings is None else {"settings": render_settings}
+
+
+def rescaled(cams: Cameras, images: list[np.ndarray], scale: float) -> tuple[Cameras, list[np.ndarray]]:
+    """The views at `scale` times their size: intrinsics scaled per axis (exact in COLMAP's convention, pixel
+    centres at +0.5, as splat.train.data.limit_side), images resized by area averaging (downscaling) or
+    bicubic interpolation (upscaling)."""
+    import cv2
+
+    K = cams.K.clone()
+    out_images, widths, heights = [], [], []
+    for v, image in enumerate(images):
+        h, w = image.shape[:2]
+        W, H = max(1, round(w * scale)), max(1, round(h * scale))
+        sx, sy = W / w, H / h
+        K[v, 0] *= sx
+        K[v, 1] *= sy
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        out_images.append(np.clip(cv2.resize(image, (W, H), interpolation=interp), 0, 1))
+        widths.append(W)
+        heights.append(H)
+    return Cameras(K, cams.w2c, widths, heights, list(cams.names)), out_images
 
 
 def _median_lens(lens: list[dict]) -> dict:
@@ -211,6 +238,9 @@ def evaluate_run(
     test_names: list[str] | None = None,
     settings: AlignSettings | None = None,
     start_focal: str = "run",
+    scale: float = 1.0,
+    antialias: bool | None = None,
+    write: bool = True,
 ) -> dict:
     """Score RUN against GT (COLMAP layout: images/ + sparse/0); writes RUN/eval.json and returns it.
 
@@ -220,6 +250,10 @@ def evaluate_run(
         settings: AlignSettings (default AlignSettings()).
         start_focal: where each test view's focal starts: "run" (the run's median focal, scaled
             to the view's width) or "gt" (the ground truth's).
+        scale: score the views rendered at this multiple of the training size, against the ground truth
+            resized the same way (`rescaled`); each view is aligned at the training size first.
+        antialias: render with the anti-aliased rasterizer or not (None: as splat.ply says it was trained).
+        write: write RUN/eval.json and RUN/eval_cameras (False: only return the record).
 
     Returns:
         The eval.json record: psnr/ssim/lpips over the views scored (None when every view is
@@ -235,6 +269,7 @@ def evaluate_run(
     from splat.eval.metrics import lpips, psnr, ssim
     from splat.io.colmap import write_model
     from splat.io.datasets import load_scene
+    from splat.io.ply import ply_render_settings
     from splat.render import render
     from splat.run import load_run, write_json
 
@@ -245,6 +280,9 @@ def evaluate_run(
         settings = replace(settings, max_steps=int(refine_steps))
     run = RunFolder(run_dir)
     gaussians, run_cams = load_run(run.root)
+    render_settings = ply_render_settings(run.splat)
+    if antialias is not None:
+        render_settings = replace(render_settings, antialias=bool(antialias))
     max_side = run.read_config().get("max_side")
     scene = load_scene(Path(gt_dir), max_side=max_side)
     if scene.cameras is None:
@@ -259,7 +297,7 @@ def evaluate_run(
             f"its training cameras are {off:.0f} % of the spread off the run's after Sim(3) "
             f"(a right match: under {limit:.0f} %): another scene, or wrong cameras in the run",
         )
-    gt_check = check_gt_fits(run.root, gaussians, run_cams, scene, gt_dir, backend)
+    gt_check = check_gt_fits(run.root, gaussians, run_cams, scene, gt_dir, backend, render_settings)
     names = test_names if test_names is not None else test_view_names(scene.images.names, run_cams.names)
     unknown = [n for n in names if n not in mapped.names]
     if unknown:
@@ -270,16 +308,19 @@ def evaluate_run(
     if start_focal == "run":
         start = run_focal_start(start, run_cams)
     images = [scene.images.images[scene.images.names.index(n)] for n in names]
-    test_cams, aligns = align_views(gaussians, start, images, settings, backend=backend)
+    test_cams, aligns = align_views(
+        gaussians, start, images, settings, backend=backend, render_settings=render_settings
+    )
+    scored_cams, scored_images = (test_cams, images) if scale == 1 else rescaled(test_cams, images, scale)
     # the residual a view is held against: the median of the views that converged
     losses = [a["loss"] for a in aligns if a["converged"]] or [a["loss"] for a in aligns]
     median_loss = float(np.median(losses))
     per_view = {}
     for i, name in enumerate(names):
         with torch.no_grad():
-            out = render(gaussians, test_cams[i], backend=backend)
+            out = render(gaussians, scored_cams[i], backend=backend, settings=render_settings)
         img = out.image.clamp(0, 1).cpu()
-        gt = torch.from_numpy(images[i])
+        gt = torch.from_numpy(scored_images[i])
         lp = lpips(img, gt)
         per_view[name] = {
             "psnr": float(psnr(img, gt)),
@@ -304,9 +345,12 @@ def evaluate_run(
         # the ground truth's photos were undistorted with the run's lens before scoring (None: no lens)
         "undistorted_k1": None if not lens else _median_lens(lens)["k1"],
         "refine_steps": settings.max_steps,
+        "scale": scale,  # the views were scored at this multiple of the training size
+        "antialias": render_settings.antialias,
         "align_settings": asdict(settings),
         "per_view": per_view,
     }
-    write_model(run.eval_cameras, test_cams.to(device="cpu"))  # the aligned test cameras, for reuse
-    write_json(run.eval, result)
+    if write:
+        write_model(run.eval_cameras, test_cams.to(device="cpu"))  # the aligned test cameras, for reuse
+        write_json(run.eval, result)
     return result

@@ -57,6 +57,10 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, **options) 
     from splat.run import load_run
 
     gaussians, cameras = load_run(run)
+    if fmt in ("ply", "spz"):  # the formats that can say the scene renders anti-aliased
+        from splat.io.ply import ply_render_settings
+
+        options.setdefault("antialiased", ply_render_settings(run / "splat.ply").antialias)
     if fmt == "colmap":
         from splat.io.colmap import write_model
 
@@ -76,7 +80,7 @@ def write_gaussians(out: str | Path, gaussians, fmt: str, **options) -> Path:
     if fmt == "ply":
         from splat.io.ply import write_ply
 
-        return write_ply(out, gaussians)
+        return write_ply(out, gaussians, antialiased=bool(options.get("antialiased")))
     if fmt == "ply-compressed":
         from splat.compress.compressed_ply import write_compressed_ply
 
@@ -88,7 +92,7 @@ def write_gaussians(out: str | Path, gaussians, fmt: str, **options) -> Path:
     if fmt == "spz":
         from splat.compress.spz import write_spz
 
-        return write_spz(out, gaussians)
+        return write_spz(out, gaussians, antialiased=bool(options.get("antialiased")))
     if fmt == "sog":
         from splat.compress.sog import write_sog
 

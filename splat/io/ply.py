@@ -5,6 +5,10 @@ this order: x, y, z, nx, ny, nz, f_dc_0..2, f_rest_0..(3K-1), opacity, scale_0..
 f_rest is channel-major: f_rest_{c*K + k} = sh_rest[:, k, c] (all red coefficients first).
 Scales are logs, opacity is a logit, rot is a wxyz quaternion (stored as given, not normalised).
 This is what SuperSplat, gsplat, nerfstudio and the Inria viewers read.
+
+A scene trained with the anti-aliased rasterizer (splat.train.TrainConfig.antialias) must be rendered the
+same way: its header carries the comment line `comment splat antialiased` (`ply_render_settings` reads it;
+other tools ignore comments).
 """
 
 from __future__ import annotations
@@ -31,10 +35,14 @@ def gaussian_properties(K: int) -> list[str]:
     )
 
 
-def _write_vertices(path: Path, vertices: np.ndarray) -> None:
+ANTIALIASED = "splat antialiased"  # the header comment of a scene to render anti-aliased
+
+
+def _write_vertices(path: Path, vertices: np.ndarray, comments: tuple[str, ...] = ()) -> None:
     """Binary little-endian .ply with one vertex element from a structured array (atomic)."""
     kinds = {"f4": "float", "u1": "uchar", "f8": "double", "i4": "int"}
-    header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(vertices)}"]
+    header = ["ply", "format binary_little_endian 1.0", *(f"comment {c}" for c in comments)]
+    header.append(f"element vertex {len(vertices)}")
     header += [f"property {kinds[vertices.dtype[n].str[1:]]} {n}" for n in vertices.dtype.names]
     header.append("end_header\n")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -42,8 +50,9 @@ def _write_vertices(path: Path, vertices: np.ndarray) -> None:
         f.write(vertices.tobytes())
 
 
-def write_ply(path: str | os.PathLike, gaussians: Gaussians) -> Path:
-    """Write Gaussians as a standard 3DGS .ply (float32, normals zero); returns the path."""
+def write_ply(path: str | os.PathLike, gaussians: Gaussians, antialiased: bool = False) -> Path:
+    """Write Gaussians as a standard 3DGS .ply (float32, normals zero); returns the path. antialiased: the
+    scene was trained with the anti-aliased rasterizer (said in the header, see the module docstring)."""
     g = gaussians.detach().to("cpu", torch.float32)
     N, K = len(g), g.sh_rest.shape[1]
     columns = [
@@ -59,8 +68,17 @@ def write_ply(path: str | os.PathLike, gaussians: Gaussians) -> Path:
     vertices = np.empty(N, [(n, "<f4") for n in gaussian_properties(K)])
     vertices.view("<f4").reshape(N, data.shape[1])[:] = data
     path = Path(path)
-    _write_vertices(path, vertices)
+    _write_vertices(path, vertices, (ANTIALIASED,) if antialiased else ())
     return path
+
+
+def ply_render_settings(path: str | os.PathLike):
+    """The RenderSettings a .ply's scene is rendered with: anti-aliased when its header says so."""
+    from splat.render import RenderSettings
+
+    with open(path, "rb") as f:
+        head = f.read(4096).split(b"end_header", 1)[0].decode("ascii", "replace").splitlines()
+    return RenderSettings(antialias=f"comment {ANTIALIASED}" in (line.strip() for line in head))
 
 
 def _read_vertices(path: Path) -> np.ndarray:

@@ -69,6 +69,9 @@ class TrainConfig:
         resolution_schedule: coarse-to-fine ((fraction, factor), ...): steps before fraction x steps
             render at 1/factor of the size (first matching entry), later steps at full size; e.g.
             ((0.3, 4), (0.6, 2)). A level whose longer side would fall under 64 px is skipped.
+        antialias: train with the anti-aliased rasterizer (Mip-Splatting's 2D filter with opacity
+            compensation, gsplat's 'antialiased' mode); the scene must then be rendered that way too
+            (RunFolder.render_settings).
     """
 
     steps: int = 1500
@@ -95,6 +98,13 @@ class TrainConfig:
     max_side: int | None = None
     # 30% of the steps at 1/4 size, 30% at 1/2: a third less time, same held-out PSNR (docs/PERF.md)
     resolution_schedule: tuple = ((0.3, 4), (0.6, 2))
+    antialias: bool = False
+
+    @property
+    def render_settings(self):
+        from splat.render import RenderSettings
+
+        return RenderSettings(antialias=self.antialias)
 
     def __post_init__(self) -> None:
         if isinstance(self.lrs, dict):
@@ -229,7 +239,7 @@ def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _Interru
     cam = run.deltas.camera(cameras, v) if run.deltas is not None else cameras[v]
     degree = sh_degree_at(i, cfg.sh_degree, cfg.sh_degree_every)
     out = render(params_to_gaussians(run.opt.params), cam, sh_degree=degree, background=cfg.background,
-                 backend=cfg.backend)  # fmt: skip
+                 backend=cfg.backend, settings=cfg.render_settings)  # fmt: skip
     loss = photometric_loss(out.image, targets[v], cfg.lambda_dssim)
     if not bool(torch.isfinite(loss)):
         raise _NonFinite(float(loss.detach()))
@@ -268,7 +278,14 @@ def mean_psnr(
         degree = sh_degree_at(max(run.step - 1, 0), cfg.sh_degree, cfg.sh_degree_every)
     values = [
         psnr_value(
-            render(g, cams[v], sh_degree=degree, background=cfg.background, backend=cfg.backend).image,
+            render(
+                g,
+                cams[v],
+                sh_degree=degree,
+                background=cfg.background,
+                backend=cfg.backend,
+                settings=cfg.render_settings,
+            ).image,
             targets[v],
         )
         for v in range(len(cams))

@@ -65,8 +65,10 @@ class ViewerApp:
         *,
         max_gaussians: int = 1_000_000,
         render_max_side: int = 512,
+        render_settings=None,
     ) -> None:
         self._lock = threading.RLock()
+        self.render_settings = render_settings  # splat.render.RenderSettings of the server renders
         self._gaussians = gaussians.detach().to("cpu", torch.float32)
         self.cameras = cameras.to("cpu", torch.float64) if cameras is not None else None
         self.frame = fit_display_frame(self._gaussians.means, self.cameras)
@@ -252,7 +254,7 @@ class ViewerApp:
         """Render what this client looks at with our renderer: (H, W, 3) uint8 on a white background."""
         with self._lock:
             g = self._gaussians
-        return render_rgb(g, self.client_view(client, max_side), BACKGROUND)
+        return render_rgb(g, self.client_view(client, max_side), BACKGROUND, self.render_settings)
 
     def _toggle_server_render(self) -> None:
         on = bool(self.gui_server_render.value)

@@ -20,11 +20,15 @@ def one_view(w2c: np.ndarray, K: np.ndarray, width: int, height: int, device=Non
 
 
 def render_rgb(
-    gaussians: Gaussians, camera: Cameras, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gaussians: Gaussians,
+    camera: Cameras,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    settings=None,
 ) -> np.ndarray:
-    """Render a one-view camera -> (H, W, 3) uint8, on the Gaussians' device, without gradients."""
-    from splat.render import render  # imported on first use: keeps `splat view` start-up short
+    """Render a one-view camera -> (H, W, 3) uint8, on the Gaussians' device, without gradients; settings:
+    splat.render.RenderSettings (None: the defaults)."""
+    from splat.render import RenderSettings, render  # on first use: keeps `splat view` start-up short
 
     with torch.no_grad():
-        image = render(gaussians, camera, background=background).image
+        image = render(gaussians, camera, background=background, settings=settings or RenderSettings()).image
     return to_uint8(image).cpu().numpy()

@@ -21,7 +21,10 @@ def serve(
 ) -> None:
     """Serve a run folder or .ply until Ctrl-C (or until `stop` is set); InputError on bad input."""
     data = load_view_input(path)
-    app = ViewerApp(data.gaussians, data.cameras, data.images, host=host, port=port)
+    from splat.io.ply import ply_render_settings
+
+    settings = ply_render_settings(data.ply_path)  # the server renders draw an anti-aliased scene so
+    app = ViewerApp(data.gaussians, data.cameras, data.images, host=host, port=port, render_settings=settings)
     try:
         stop = stop or threading.Event()
         previous = _stop_on_signals(stop)  # before "Ctrl-C to stop" is said: a Ctrl-C right after it counts
