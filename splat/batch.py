@@ -39,8 +39,8 @@ from splat.progress import bar, showing
 REFERENCE_FILE = Path(__file__).parent / "data" / "instantsplat_tnt.json"
 # what a job's record takes from its eval.json (means over the views scored; flagged: {name: reason};
 # all_views_mean: flagged views included, for reference)
-EVAL_KEYS = ("psnr", "ssim", "lpips", "views_scored", "views_flagged", "flagged", "all_views_mean", "ate_rel",
-             "ate_rmse", "gt_fit", "per_view")  # fmt: skip
+EVAL_KEYS = ("psnr", "ssim", "lpips", "psnr_colour_fit", "views_scored", "views_flagged", "flagged",
+             "all_views_mean", "ate_rel", "ate_rmse", "gt_fit", "per_view")  # fmt: skip
 
 
 @dataclass
@@ -368,9 +368,9 @@ def gt_fit_poor(r: dict) -> bool:
 
 # ---------------------------------------------------------------- results tables
 
-COLUMNS = ["scene", "n_views", "status", "psnr", "ssim", "lpips", "views_scored", "views_flagged", "gt_fit",
-           "ate_rel", "ate_rmse", "seconds", "gaussians_init", "gaussians_final", "pose_method", "protocol",
-           "error"]  # fmt: skip
+COLUMNS = ["scene", "n_views", "status", "psnr", "ssim", "lpips", "psnr_colour_fit", "views_scored",
+           "views_flagged", "gt_fit", "ate_rel", "ate_rmse", "seconds", "gaussians_init", "gaussians_final",
+           "pose_method", "protocol", "error"]  # fmt: skip
 
 
 POOR_FIT_NOTE = (

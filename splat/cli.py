@@ -109,7 +109,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         scores = "no view aligned, nothing scored"
     else:
         lp = "n/a" if r["lpips"] is None else f"{r['lpips']:.3f}"
-        scores = f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, LPIPS {lp}"
+        scores = (
+            f"PSNR {r['psnr']:.2f} dB ({r['psnr_colour_fit']:.2f} after a per-view colour fit), "
+            f"SSIM {r['ssim']:.3f}, LPIPS {lp}"
+        )
     fit = r["gt_fit"]
     poor = " (ground truth fits poorly: scores not of the scene alone)" if fit["status"] == "poor" else ""
     if poor:

@@ -131,3 +131,19 @@ def test_ssim_gradient_matches_reference_blur():
     finally:
         metrics._blur = original
     assert torch.allclose(fast, img.grad, atol=1e-12, rtol=0)
+
+
+def test_the_per_view_colour_fit_undoes_an_exposure_and_white_balance_change_and_nothing_else():
+    """eval.json's psnr_colour_fit: an affine colour change of the photo (gain, offset, channel mix) is fitted
+    away; a geometric difference (the image shifted) is not, and the fit never scores below the raw PSNR."""
+    from splat.eval.evaluate import colour_fitted
+
+    gen = torch.Generator().manual_seed(int(torch.randint(1 << 30, ())))
+    noise = torch.rand(1, 3, 64, 80, generator=gen)
+    image = torch.nn.functional.avg_pool2d(noise, 3, 1, 1)[0].permute(1, 2, 0)
+    mix = torch.diag(torch.tensor([0.6, 0.75, 0.9])) + 0.05 * torch.rand(3, 3, generator=gen)
+    photo = (image @ mix.T + 0.1 + 0.05 * torch.rand(3, generator=gen)).clamp(0, 1)
+    assert float(psnr(image, photo)) < 30 and float(psnr(colour_fitted(image, photo), photo)) > 50
+    shifted = torch.roll(photo, 3, dims=1)
+    raw, fitted = float(psnr(image, shifted)), float(psnr(colour_fitted(image, shifted), shifted))
+    assert raw <= fitted + 1e-6 and fitted < 30
