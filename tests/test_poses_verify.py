@@ -198,16 +198,16 @@ def test_an_estimated_focal_the_multi_view_points_disagree_with_is_low_confidenc
 
 
 def test_an_estimated_focal_one_view_drags_is_low_confidence():
-    """One view's matches err together (here: its observations magnified 4-8 % about the image centre, as
-    matches one texture period off or on a texture's edges can): the joint focal follows them by ~3-7 %,
+    """One view's matches err together (here: its observations magnified 6-8 % about the image centre, as
+    matches one texture period off or on a texture's edges can): the joint focal follows them by ~4-7 %,
     every view still re-poses and all the points agree on that focal, but leaving that view out moves it
     back: the leave-one-view-out spread says the focal is not pinned."""
     rng = np.random.default_rng()
     K, w2c, X = _scene(rng, views=6)
     tracks = _tracks(K, w2c, X, np.ones((len(X), len(w2c)), bool), rng)
     centre = np.array([W / 2, H / 2])
-    m = tracks.view == int(rng.integers(1, 6))
-    tracks.uv[m] = (tracks.uv[m] - centre) * rng.uniform(1.04, 1.08) + centre
+    m = tracks.view == int(rng.integers(2, 4))  # a middle view of the arc (an end one moves instead)
+    tracks.uv[m] = (tracks.uv[m] - centre) * rng.uniform(1.06, 1.08) + centre
     obs = Observations(
         torch.from_numpy(tracks.view), torch.from_numpy(tracks.track), torch.from_numpy(tracks.uv)
     )
