@@ -71,7 +71,9 @@ class FitConfig:
     accept_unverified: bool = setting(
         False, "keep a camera solution that fails its verification (marked in poses.json and metrics.json)"
     )
-    init: str = setting("edgs", "edgs | sparse | given:PATH.ply")
+    init: str = setting(
+        "edgs", "edgs | sparse | given:PATH.ply | prior:MODEL.pt (a local depth or point-map model)"
+    )
     quality: str = setting(
         "default",
         "training steps and Gaussian budget: "
@@ -119,6 +121,10 @@ class TrainFlags:
         False,
         "train with the anti-aliased rasterizer (Mip-Splatting filter; splat.ply says so, and `splat eval` / "
         "`splat view` render it that way)",
+    )
+    appearance: bool = setting(
+        False,
+        "learn a colour correction per photo (exposure, white balance) so it stays out of the scene",
     )
 
 

@@ -34,6 +34,7 @@ class LearningRates:
     pose: float = 1e-4
     pose_final: float = 1e-6
     focal: float = 1e-4
+    appearance: float = 1e-3  # the per-view colour maps (TrainConfig.appearance)
 
 
 def exponential_lr(step: int, lr_init: float, lr_final: float, max_steps: int) -> float:

@@ -30,6 +30,7 @@ from splat.errors import SplatWarning, TrainingDiverged
 from splat.io.atomic import atomic_path
 from splat.progress import bar, showing
 from splat.train.adam import GaussianAdam
+from splat.train.appearance import Appearance, appearance_optimizer
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
 from splat.train.losses import photometric_loss
 from splat.train.poses import PoseDeltas, pose_optimizer, scene_depths
@@ -72,6 +73,9 @@ class TrainConfig:
         antialias: train with the anti-aliased rasterizer (Mip-Splatting's 2D filter with opacity
             compensation, gsplat's 'antialiased' mode); the scene must then be rendered that way too
             (RunFolder.render_settings).
+        appearance: learn a per-view affine colour map applied to the render before the loss
+            (splat.train.appearance; exposure and white balance then stay out of the Gaussians);
+            its learning rate is lrs.appearance.
     """
 
     steps: int = 1500
@@ -99,6 +103,7 @@ class TrainConfig:
     # 30% of the steps at 1/4 size, 30% at 1/2: a third less time, same held-out PSNR (docs/PERF.md)
     resolution_schedule: tuple = ((0.3, 4), (0.6, 2))
     antialias: bool = False
+    appearance: bool = False
 
     @property
     def render_settings(self):
@@ -152,6 +157,7 @@ class TrainResult:
     steps: int
     seconds: float
     final_psnr: float
+    appearance: list[dict] | None = None  # per view Appearance.summary() (TrainConfig.appearance)
 
     @property
     def final_loss(self) -> float:
@@ -165,6 +171,7 @@ class TrainResult:
             "final_loss": self.final_loss,
             "final_train_psnr": self.final_psnr,
             "gaussians": len(self.gaussians),
+            **({"appearance": self.appearance} if self.appearance is not None else {}),
         }
 
 
@@ -179,6 +186,8 @@ class _Run:
     strategy_state: dict
     generator: torch.Generator
     extent: float
+    appearance: Appearance | None = None
+    appearance_opt: torch.optim.Adam | None = None
     step: int = 0
     rng_state: Tensor | None = None  # generator state after the last completed step
     elapsed: float = 0.0
@@ -225,7 +234,10 @@ def _setup(gaussians: Gaussians, cameras: Cameras, cfg: TrainConfig, device) -> 
     )
     generator = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     state = strategy.initialize_state(len(opt), device=device)
-    return _Run(opt, deltas, pose_opt, strategy, state, generator, extent, rng_state=generator.get_state())
+    appearance = Appearance.create(len(cameras), device=device) if cfg.appearance else None
+    appearance_opt = appearance_optimizer(appearance, cfg.lrs.appearance) if appearance is not None else None
+    return _Run(opt, deltas, pose_opt, strategy, state, generator, extent, appearance, appearance_opt,
+                rng_state=generator.get_state())  # fmt: skip
 
 
 def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _InterruptGuard) -> tuple:
@@ -240,7 +252,8 @@ def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _Interru
     degree = sh_degree_at(i, cfg.sh_degree, cfg.sh_degree_every)
     out = render(params_to_gaussians(run.opt.params), cam, sh_degree=degree, background=cfg.background,
                  backend=cfg.backend, settings=cfg.render_settings)  # fmt: skip
-    loss = photometric_loss(out.image, targets[v], cfg.lambda_dssim)
+    image = run.appearance.apply(out.image, v) if run.appearance is not None else out.image
+    loss = photometric_loss(image, targets[v], cfg.lambda_dssim)
     if not bool(torch.isfinite(loss)):
         raise _NonFinite(float(loss.detach()))
     loss.backward()
@@ -254,21 +267,25 @@ def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _Interru
                 run.pose_opt.param_groups[1]["lr"] = focal_lr(i, cfg.lrs, cfg.steps)
             run.pose_opt.step()
             run.pose_opt.zero_grad(set_to_none=True)
+        if run.appearance_opt is not None:
+            run.appearance_opt.step()
+            run.appearance_opt.zero_grad(set_to_none=True)
+            run.appearance.project_gauge()
         info = StrategyInfo(
             i + 1, out, int(cameras.width[v]), int(cameras.height[v]), run.extent, run.generator
         )
         run.strategy.step_post_backward(run.opt, run.strategy_state, info)
         run.step = i + 1
         run.rng_state = run.generator.get_state()
-    return float(loss.detach()), psnr_value(out.image, targets[v]), v
+    return float(loss.detach()), psnr_value(image, targets[v]), v
 
 
 @torch.no_grad()
 def mean_psnr(
     params: dict[str, Tensor], cameras: Cameras, targets: list[Tensor], cfg: TrainConfig, run=None
 ) -> float:
-    """Mean PSNR over all views at the current state (with a run: its pose deltas and the SH
-    degree of its last step; without: the cameras as given and every stored SH band)."""
+    """Mean PSNR over all views at the current state (with a run: its pose deltas, appearance maps and
+    the SH degree of its last step; without: the cameras as given and every stored SH band)."""
     from splat.render import render
 
     g = params_to_gaussians(params)
@@ -276,20 +293,13 @@ def mean_psnr(
     if run is not None:
         cams = run.deltas.apply(cameras) if run.deltas is not None else cameras
         degree = sh_degree_at(max(run.step - 1, 0), cfg.sh_degree, cfg.sh_degree_every)
-    values = [
-        psnr_value(
-            render(
-                g,
-                cams[v],
-                sh_degree=degree,
-                background=cfg.background,
-                backend=cfg.backend,
-                settings=cfg.render_settings,
-            ).image,
-            targets[v],
-        )
-        for v in range(len(cams))
-    ]
+    values = []
+    for v in range(len(cams)):
+        image = render(g, cams[v], sh_degree=degree, background=cfg.background, backend=cfg.backend,
+                       settings=cfg.render_settings).image  # fmt: skip
+        if run is not None and run.appearance is not None:
+            image = run.appearance.apply(image, v).clamp(0, 1)
+        values.append(psnr_value(image, targets[v]))
     return sum(values) / len(values)
 
 
@@ -380,7 +390,9 @@ def train(
         _save(run, cfg, ckpt)
     seconds = run.elapsed
     out_cams = run.deltas.apply(cams_full) if run.deltas is not None else cams_full
-    return TrainResult(export_gaussians(run.opt.params), out_cams, run.history, run.step, seconds, final_psnr)
+    appearance = run.appearance.summary() if run.appearance is not None else None
+    return TrainResult(export_gaussians(run.opt.params), out_cams, run.history, run.step, seconds, final_psnr,
+                       appearance)  # fmt: skip
 
 
 # ---- checkpoints -------------------------------------------------------------------------------
@@ -394,6 +406,8 @@ def _checkpoint(run: _Run, cfg: TrainConfig) -> dict:
         "optimizer": run.opt.state_dict(),
         "poses": None if run.deltas is None else run.deltas.state_dict(),
         "pose_optimizer": None if run.pose_opt is None else run.pose_opt.state_dict(),
+        "appearance": None if run.appearance is None else run.appearance.state_dict(),
+        "appearance_optimizer": None if run.appearance_opt is None else run.appearance_opt.state_dict(),
         "strategy": run.strategy_state,
         "generator": run.rng_state,
         "extent": run.extent,
@@ -456,6 +470,9 @@ def _restore(run: _Run, ck: dict, device) -> None:
     if run.deltas is not None and ck["poses"] is not None:
         run.deltas.load_state_dict(ck["poses"])
         run.pose_opt.load_state_dict(ck["pose_optimizer"])
+    if run.appearance is not None and ck.get("appearance") is not None:
+        run.appearance.load_state_dict(ck["appearance"])
+        run.appearance_opt.load_state_dict(ck["appearance_optimizer"])
     run.strategy_state = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in ck["strategy"].items()}
     run.generator.set_state(ck["generator"])
     run.rng_state = ck["generator"]
