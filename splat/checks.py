@@ -139,8 +139,12 @@ def _fit(a: argparse.Namespace) -> None:
     if a.init.startswith("given:"):
         if not Path(a.init[len("given:") :]).is_file():
             raise InputError(f"--init {a.init}: no such file; give a 3DGS .ply (given:PATH.ply)")
+    elif a.init.startswith("prior:"):
+        from splat.init.prior import load_prior
+
+        load_prior(a.init[len("prior:") :])  # a missing or foreign file fails now, not after the pose stage
     elif a.init not in ("edgs", "sparse"):
-        raise InputError(f"--init {a.init!r}: use edgs, sparse or given:PATH.ply")
+        raise InputError(f"--init {a.init!r}: use edgs, sparse, given:PATH.ply or prior:MODEL.pt")
     _run_folder(fit_out(a), a.resume, a.force)
     if a.view:
         _bindable(a.host, a.port)

@@ -243,8 +243,17 @@ def stage_init(
 
         gaussians, conf = sparse_init(*_sparse_points(run, images, cameras, cfg)), None
         report = {"gaussians": len(gaussians)}
+    elif cfg.init.startswith("prior:"):
+        from splat.init.prior import prior_init
+
+        points, _ = _sparse_points(run, images, cameras, cfg)
+        model = cfg.init[len("prior:") :]
+        gaussians, conf, report = prior_init(model, images, cameras.to(dtype=torch.float64), points)
+        for name in report["dropped"]:
+            warn(f"--init {cfg.init}: the model's depth of {name} does not fit the triangulated points; "
+                 "that view adds no Gaussians", run_logger(run, "init"))  # fmt: skip
     else:
-        raise InputError(f"unknown --init {cfg.init!r}: use edgs, sparse or given:PATH.ply")
+        raise InputError(f"unknown --init {cfg.init!r}: use edgs, sparse, given:PATH.ply or prior:MODEL.pt")
     budget = cfg.budget_limit()
     if budget and len(gaussians) > budget:
         gaussians = prune_to_budget(gaussians, budget, cfg.budget_rule, conf, cfg.seed)
