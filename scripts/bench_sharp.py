@@ -7,6 +7,7 @@ Variants (splat.train.TrainConfig fields, nothing else changes between rows):
     base        today's defaults
     appearance  a per-photo affine colour map learned with the scene (`--appearance`)
     appearance-slow  the same at a fifth of its learning rate
+    depth, depth-strong  the depth term against the EDGS depth maps, weight 0.2 / 1.0 (`--depth-weight`)
     antialias   the anti-aliased rasterizer (`--antialias`)
 
 Committed scenes: the `splat batch` protocol (Tanks & Temples split, pose-free fit, `splat eval` of the
@@ -23,6 +24,7 @@ variant's difference from `base`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -36,6 +38,8 @@ VARIANTS = {
     "appearance": {"appearance": True},
     "appearance-slow": {"appearance": True, "lrs": {"appearance": 2e-4}},  # a fifth of the default rate
     "antialias": {"antialias": True},
+    "depth": {"depth_weight": 0.2},  # the rendered depth held to the EDGS depth maps
+    "depth-strong": {"depth_weight": 1.0},
 }
 
 
@@ -113,7 +117,10 @@ def sceaux_rows(variants, quality, out: Path) -> list[dict]:
         run = out / "sceaux" / variant
         cfg = FitConfig(poses=f"given:{ref / 'sparse' / '0'}", views=train, quality=quality,
                         train=VARIANTS[variant])  # fmt: skip
-        metrics = fit(ref / "images", run, cfg, resume=(run / "splat.ply").exists(), progress=False)
+        if (run / "metrics.json").exists():  # a finished run of an earlier call: its own figures
+            metrics = json.loads((run / "metrics.json").read_text())
+        else:
+            metrics = fit(ref / "images", run, cfg, resume=(run / "checkpoints").exists(), progress=False)
         e = evaluate_run(run, ref, test_names=[n for n in names if n not in train])
         rows.append({"scene": "sceaux", "views": len(train), "variant": variant, "status": "ok",
                      "psnr": e["psnr"], "psnr_colour_fit": e.get("psnr_colour_fit"), "ssim": e["ssim"],

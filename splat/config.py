@@ -72,7 +72,7 @@ class FitConfig:
         False, "keep a camera solution that fails its verification (marked in poses.json and metrics.json)"
     )
     init: str = setting(
-        "edgs", "edgs | sparse | given:PATH.ply | prior:MODEL.pt (a local depth or point-map model)"
+        "edgs", "edgs | sparse | given:PATH.ply | prior:MODEL.pt2 (a local depth or point-map model)"
     )
     quality: str = setting(
         "default",
@@ -121,6 +121,11 @@ class TrainFlags:
         False,
         "train with the anti-aliased rasterizer (Mip-Splatting filter; splat.ply says so, and `splat eval` / "
         "`splat view` render it that way)",
+    )
+    depth_weight: float | None = setting(
+        None,
+        "weight of the depth term: rendered depth against the init's depth maps (edgs or prior: init)",
+        type=number(0, fix="give a weight > 0"),
     )
     appearance: bool = setting(
         False,

@@ -228,16 +228,18 @@ def stage_init(
     folder = RunFolder(run)
     if resume and folder.init.exists():
         return read_ply(folder.init)
+    depth_maps = None  # (depths, confidences) of the views where the init has them
     if cfg.init == "edgs":
-        from splat.init.edgs import EdgsConfig, edgs_init
+        from splat.init.edgs import EdgsConfig, edgs_depths, require_confident
+        from splat.init.pointmap import pointmap_init
 
+        edgs, cams, t0 = EdgsConfig(seed=cfg.seed), cameras.to(dtype=torch.float64), time.perf_counter()
         with bar("init", None) as init_bar:  # dense matching, pair by pair
-            gaussians, conf, report = edgs_init(
-                images,
-                cameras.to(dtype=torch.float64),
-                EdgsConfig(seed=cfg.seed),
-                progress=callback(init_bar),
-            )
+            depths, confs, report = edgs_depths(images, cams, edgs, progress=callback(init_bar))
+        require_confident(report)
+        gaussians, conf, pointmap_report = pointmap_init(images, cams, depths, confs, edgs.pointmap)
+        report |= {**pointmap_report, "seconds": round(time.perf_counter() - t0, 3)}
+        depth_maps = depths, confs
     elif cfg.init == "sparse":
         from splat.init.sparse import sparse_init
 
@@ -249,6 +251,7 @@ def stage_init(
         points, _ = _sparse_points(run, images, cameras, cfg)
         model = cfg.init[len("prior:") :]
         gaussians, conf, report = prior_init(model, images, cameras.to(dtype=torch.float64), points)
+        depth_maps = report.pop("depth_maps")
         for name in report["dropped"]:
             warn(f"--init {cfg.init}: the model's depth of {name} does not fit the triangulated points; "
                  "that view adds no Gaussians", run_logger(run, "init"))  # fmt: skip
@@ -267,9 +270,45 @@ def stage_init(
         )
         + f", {len(gaussians)} after the budget"
     )
+    if depth_maps is not None and cfg.train.get("depth_weight"):
+        save_depth_maps(folder.init_depths, *depth_maps)
     write_ply(folder.init, gaussians)
     _write_json(folder.init_report, report)
     return gaussians
+
+
+def save_depth_maps(path: Path, depths: list[np.ndarray], confidences: list[np.ndarray]) -> None:
+    """The init's per-view depth maps (H,W) (NaN where unknown) and confidences as float16, atomically."""
+    from splat.io.atomic import atomic_path
+
+    arrays = {}
+    for v, (d, c) in enumerate(zip(depths, confidences)):
+        arrays[f"depth_{v}"] = np.asarray(d, np.float16)
+        arrays[f"confidence_{v}"] = np.asarray(c, np.float16)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def load_depth_maps(path: Path) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """What save_depth_maps wrote, (depth, confidence) float16 per view; None when there is no file."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        n = sum(k.startswith("depth_") for k in data.files)
+        return [(data[f"depth_{v}"], data[f"confidence_{v}"]) for v in range(n)]
+
+
+def _depth_targets(run: Path, cfg: FitConfig, n_views: int, log=None):
+    """The init's depth maps for TrainConfig.depth_weight, or None (a warning when asked for but absent)."""
+    if not cfg.train.get("depth_weight"):
+        return None
+    maps = load_depth_maps(RunFolder(run).init_depths)
+    if maps is None or len(maps) != n_views:
+        warn("--depth-weight: the initial Gaussians came without depth maps (use --init edgs or prior:); "
+             "training without the depth term", log)  # fmt: skip
+        return None
+    return maps
 
 
 def _check_memory(run: Path, images: list[np.ndarray], cfg: FitConfig) -> dict:
@@ -365,6 +404,7 @@ def fit(
                 cameras,
                 images,
                 train_cfg,
+                depth_targets=_depth_targets(run, cfg, len(images), run_logger(run, "train")),
                 callbacks=callbacks,
                 checkpoint_dir=folder.checkpoints,
                 resume=resume,

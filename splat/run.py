@@ -3,6 +3,7 @@
     RUN/config.json        the resolved configuration (+ images_dir: what makes a folder a run)
     RUN/poses/             COLMAP text model from the pose stage (+ poses.json: method, reason, verdict)
     RUN/init.ply           initial Gaussians (3DGS layout) and RUN/init_report.json
+    RUN/init_depths.npz    the init's per-view depth maps, kept for training's depth term (--depth-weight)
     RUN/checkpoints/       training checkpoints (for --resume)
     RUN/splat.ply          trained Gaussians
     RUN/cameras/           COLMAP text model of the trained (refined) cameras
@@ -38,6 +39,7 @@ class RunFolder:
     poses_json = property(lambda self: self.root / "poses" / "poses.json")
     init = property(lambda self: self.root / "init.ply")
     init_report = property(lambda self: self.root / "init_report.json")
+    init_depths = property(lambda self: self.root / "init_depths.npz")  # with --depth-weight
     checkpoints = property(lambda self: self.root / "checkpoints")
     splat = property(lambda self: self.root / "splat.ply")
     cameras = property(lambda self: self.root / "cameras")
@@ -47,8 +49,8 @@ class RunFolder:
     eval_cameras = property(lambda self: self.root / "eval_cameras")
 
     # what `--force` removes to start a run over (fit.log stays: it is the run's history)
-    ARTIFACTS = ("poses", "init.ply", "init_report.json", "checkpoints", "splat.ply", "cameras",
-                 "metrics.json", "eval.json", "eval_cameras")  # fmt: skip
+    ARTIFACTS = ("poses", "init.ply", "init_report.json", "init_depths.npz", "checkpoints", "splat.ply",
+                 "cameras", "metrics.json", "eval.json", "eval_cameras")  # fmt: skip
 
     def is_run(self) -> bool:
         """Whether the folder holds a `splat fit` run (its config.json names the image folder)."""

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,18 @@ def test_a_failed_pose_stage_leaves_its_reason_in_the_log(tmp_path):
     log = (tmp_path / "run" / "fit.log").read_text()
     assert "poses: error: could not connect" in log and "n0.png" in log
     assert "progress: features: 3/3 in " in log  # the stages that ran still say how long they took
+
+
+def test_the_depth_term_keeps_the_init_depth_maps_and_needs_an_init_that_has_them(tmp_path, capsys):
+    train = {"steps": 6, "sh_degree": 1, "depth_weight": 0.5}
+    fit(f"{SCENE}/images", tmp_path / "edgs", small_config(train=train), progress=False)
+    from splat.pipeline import load_depth_maps
+
+    maps = load_depth_maps(tmp_path / "edgs" / "init_depths.npz")
+    assert len(maps) == len(VIEWS) and all(d.shape == c.shape and d.ndim == 2 for d, c in maps)
+    assert all((c > 0.5).mean() > 0.2 and float(np.nanmedian(d)) > 0 for d, c in maps)
+    fit(f"{SCENE}/images", tmp_path / "sparse", small_config(train=train, init="sparse"), progress=False)
+    assert "training without the depth term" in capsys.readouterr().err
+    assert not (tmp_path / "sparse" / "init_depths.npz").exists()
+    fit(f"{SCENE}/images", tmp_path / "plain", small_config(), progress=False)
+    assert not (tmp_path / "plain" / "init_depths.npz").exists()  # written only for the depth term

@@ -247,6 +247,15 @@ def edgs_depths(
     return list(depths), list(confs), report
 
 
+def require_confident(report: dict) -> None:
+    """InputError when edgs_depths found no confident dense correspondence (its report says)."""
+    if report["confident_pixels"] == 0:
+        raise InputError(
+            "no confident dense correspondence between the views: the images look textureless or do "
+            "not overlap; try more overlapping photos, or --init sparse"
+        )
+
+
 def edgs_init(
     images: list[np.ndarray],
     cameras: Cameras,
@@ -270,11 +279,7 @@ def edgs_init(
     cfg = cfg or EdgsConfig()
     t0 = time.perf_counter()
     depths, confs, report = edgs_depths(images, cameras, cfg, match, progress)
-    if report["confident_pixels"] == 0:
-        raise InputError(
-            "no confident dense correspondence between the views: the images look textureless or do "
-            "not overlap; try more overlapping photos, or --init sparse"
-        )
+    require_confident(report)
     g, conf, pm_report = pointmap_init(images, cameras, depths, confs, cfg.pointmap)
     report.update(pm_report)
     report["seconds"] = round(time.perf_counter() - t0, 3)

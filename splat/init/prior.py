@@ -200,8 +200,9 @@ def prior_init(
     points: np.ndarray,
     cfg: PointmapConfig | None = None,
 ) -> tuple[Gaussians, torch.Tensor, dict]:
-    """Initial Gaussians from the model at `path` (see the module docstring); raises InputError when no
-    view's depth map fits the triangulated points."""
+    """Initial Gaussians from the model at `path` (see the module docstring), their confidence and a report
+    (its "depth_maps": the fitted (depths, confidences), for the training's depth term); raises InputError
+    when no view's depth map fits the triangulated points."""
     depths, confs, report = prior_depths(load_prior(path), images, cameras, points)
     if len(report["dropped"]) == len(images):
         raise InputError(
@@ -210,4 +211,4 @@ def prior_init(
             "does not suit these photos; use --init edgs"
         )
     g, conf, pm_report = pointmap_init(images, cameras, depths, confs, cfg)
-    return g, conf, {**report, **pm_report}
+    return g, conf, {**report, **pm_report, "depth_maps": (depths, confs)}

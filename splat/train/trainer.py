@@ -32,7 +32,7 @@ from splat.progress import bar, showing
 from splat.train.adam import GaussianAdam
 from splat.train.appearance import Appearance, appearance_optimizer
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
-from splat.train.losses import photometric_loss
+from splat.train.losses import depth_loss, pack_depth, photometric_loss
 from splat.train.poses import PoseDeltas, pose_optimizer, scene_depths
 from splat.train.schedule import LearningRates, focal_lr, gaussian_lrs, pose_lr, scene_extent, sh_degree_at
 from splat.train.strategy import ClassicADC, NoDensify, StrategyInfo, make_strategy
@@ -73,6 +73,9 @@ class TrainConfig:
         antialias: train with the anti-aliased rasterizer (Mip-Splatting's 2D filter with opacity
             compensation, gsplat's 'antialiased' mode); the scene must then be rendered that way too
             (RunFolder.render_settings).
+        depth_weight: weight of the depth term, the mean relative difference between the rendered depth and
+            the init's depth maps (`train(depth_targets=)`), confidence-weighted, where the render is
+            opaque (alpha > 0.5); 0: off. It holds the Gaussians near the surfaces the views agreed on.
         appearance: learn a per-view affine colour map applied to the render before the loss
             (splat.train.appearance; exposure and white balance then stay out of the Gaussians);
             its learning rate is lrs.appearance.
@@ -104,6 +107,7 @@ class TrainConfig:
     resolution_schedule: tuple = ((0.3, 4), (0.6, 2))
     antialias: bool = False
     appearance: bool = False
+    depth_weight: float = 0.0
 
     @property
     def render_settings(self):
@@ -240,12 +244,14 @@ def _setup(gaussians: Gaussians, cameras: Cameras, cfg: TrainConfig, device) -> 
                 rng_state=generator.get_state())  # fmt: skip
 
 
-def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _InterruptGuard) -> tuple:
-    """One training step; returns (loss, psnr, view). Raises _NonFinite before changing anything."""
+def _step(run: _Run, levels: dict, cfg: TrainConfig, guard: _InterruptGuard, depths=None) -> tuple:
+    """One training step; returns (loss, psnr, view). Raises _NonFinite before changing anything.
+    depths: factor -> packed depth targets per view (pack_depth) for cfg.depth_weight; None: no term."""
     from splat.render import render
 
     i = run.step
-    cameras, targets = levels.get(resolution_factor(i, cfg), levels[1])
+    factor = resolution_factor(i, cfg)
+    cameras, targets = levels.get(factor, levels[1])
     run.opt.lr.update(gaussian_lrs(i, cfg.lrs, cfg.steps, run.extent))
     v = int(torch.randint(len(cameras), (1,), generator=run.generator))
     cam = run.deltas.camera(cameras, v) if run.deltas is not None else cameras[v]
@@ -254,6 +260,8 @@ def _step(run: _Run, levels: dict[int, tuple], cfg: TrainConfig, guard: _Interru
                  backend=cfg.backend, settings=cfg.render_settings)  # fmt: skip
     image = run.appearance.apply(out.image, v) if run.appearance is not None else out.image
     loss = photometric_loss(image, targets[v], cfg.lambda_dssim)
+    if depths is not None:
+        loss = loss + cfg.depth_weight * depth_loss(out.depth, out.alpha, depths.get(factor, depths[1])[v])
     if not bool(torch.isfinite(loss)):
         raise _NonFinite(float(loss.detach()))
     loss.backward()
@@ -321,6 +329,7 @@ def train(
     images: Tensor | Sequence,
     cfg: TrainConfig | None = None,
     *,
+    depth_targets: Sequence[tuple] | None = None,
     callbacks: Sequence[Callable[[StepReport], None]] = (),
     progress: bool | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -332,6 +341,8 @@ def train(
         gaussians: initial Gaussians (not modified).
         cameras: V training views; images: V images (H, W, 3) in [0, 1] (or uint8) of those sizes.
         cfg: TrainConfig.
+        depth_targets: per view (depth (H,W), confidence (H,W)) at the image's size, for cfg.depth_weight
+            (the init's depth maps); ignored when the weight is 0.
         callbacks: called with a StepReport after every step.
         progress: show a rich progress bar (default: when stderr is a terminal).
         checkpoint_dir: folder for checkpoint.pt (written every cfg.checkpoint_every steps, at the
@@ -352,7 +363,15 @@ def train(
     cams, targets = limit_side(cams_full, image_tensors(images, device), cfg.max_side)
     check_sizes(cams, targets)
     run = _setup(gaussians, cams, cfg, device)
-    levels = resolution_levels(cams, targets, [k for _, k in cfg.resolution_schedule], min_side=64)
+    factors = [k for _, k in cfg.resolution_schedule]
+    levels = resolution_levels(cams, targets, factors, min_side=64)
+    depths = None
+    if cfg.depth_weight and depth_targets is not None:
+        if len(depth_targets) != len(cams):
+            raise ValueError(f"{len(depth_targets)} depth maps for {len(cams)} views")
+        packed = limit_side(cams_full, [pack_depth(d, c, device) for d, c in depth_targets], cfg.max_side)[1]
+        check_sizes(cams, packed)
+        depths = {k: level[1] for k, level in resolution_levels(cams, packed, factors, min_side=64).items()}
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     state = _readable_checkpoint(ckpt) if resume and ckpt is not None else None
     if state is not None:
@@ -364,7 +383,7 @@ def train(
             steps_bar.update(run.step)
             while run.step < cfg.steps:
                 try:
-                    loss, psnr, v = _step(run, levels, cfg, guard)
+                    loss, psnr, v = _step(run, levels, cfg, guard, depths)
                 except _NonFinite as e:
                     path = _save_last_good(run, cfg, ckpt)
                     raise TrainingDiverged(
