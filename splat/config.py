@@ -86,6 +86,11 @@ class FitConfig:
         "max initial Gaussians (default: --quality's; 0: no limit)",
         type=count(0, "give 0 (no limit) or more Gaussians"),
     )
+    far_field: int = setting(
+        0,
+        "Gaussians on a far shell for the sky and distant background, beyond the budget (0: none)",
+        type=count(0, "give 0 (none) or more Gaussians"),
+    )
     budget_rule: str = setting(
         "random",
         "which Gaussians the budget keeps (default %(default)s)",

@@ -261,6 +261,13 @@ def stage_init(
     if budget and len(gaussians) > budget:
         gaussians = prune_to_budget(gaussians, budget, cfg.budget_rule, conf, cfg.seed)
     report["after_budget"] = len(gaussians)
+    if cfg.far_field:
+        from splat.init.far_field import far_field
+
+        shell = far_field(images, cameras, gaussians.means.double().numpy(), cfg.far_field,
+                          sh_degree=gaussians.sh_degree)  # fmt: skip
+        gaussians = Gaussians.cat([gaussians, shell.to(dtype=gaussians.dtype)])
+        report["far_field"] = len(shell)
     run_logger(run, "init")(
         f"{cfg.init}: {report.get('gaussians')} Gaussians"
         + (
@@ -268,7 +275,8 @@ def stage_init(
             if "confident_fraction" in report
             else ""
         )
-        + f", {len(gaussians)} after the budget"
+        + f", {report['after_budget']} after the budget"
+        + (f", {report['far_field']} far-field" if "far_field" in report else "")
     )
     if depth_maps is not None and cfg.train.get("depth_weight"):
         save_depth_maps(folder.init_depths, *depth_maps)

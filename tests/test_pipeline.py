@@ -165,3 +165,11 @@ def test_the_depth_term_keeps_the_init_depth_maps_and_needs_an_init_that_has_the
     assert not (tmp_path / "sparse" / "init_depths.npz").exists()
     fit(f"{SCENE}/images", tmp_path / "plain", small_config(), progress=False)
     assert not (tmp_path / "plain" / "init_depths.npz").exists()  # written only for the depth term
+
+
+def test_far_field_gaussians_come_on_top_of_the_budget(tmp_path):
+    metrics = fit(f"{SCENE}/images", tmp_path / "run", small_config(far_field=500), progress=False)
+    report = json.loads((tmp_path / "run" / "init_report.json").read_text())
+    assert report["far_field"] == 500 and report["after_budget"] <= 3000
+    assert metrics["gaussians_init"] == report["after_budget"] + 500
+    assert any("500 far-field" in line for line in (tmp_path / "run" / "fit.log").read_text().splitlines())
