@@ -10,6 +10,7 @@ Variants (splat.train.TrainConfig fields, nothing else changes between rows):
     depth, depth-strong  the depth term against the EDGS depth maps, weight 0.2 / 1.0 (`--depth-weight`)
     sh1         spherical harmonics up to degree 1 instead of 3
     far         8000 far-field Gaussians for the sky and the distant background (`--far-field 8000`)
+    needles     the anisotropy penalty (axis ratio above 10, weight 0.1); far-needles: both
     antialias   the anti-aliased rasterizer (`--antialias`)
 
 Committed scenes: the `splat batch` protocol (Tanks & Temples split, pose-free fit, `splat eval` of the
@@ -44,6 +45,8 @@ VARIANTS = {  # FitConfig overrides ("train": TrainConfig fields)
     "depth-strong": {"train": {"depth_weight": 1.0}},
     "sh1": {"train": {"sh_degree": 1}},  # less view-dependent colour to overfit few views with
     "far": {"far_field": 8000},  # a far shell for the sky and the distant background
+    "needles": {"train": {"anisotropy_weight": 0.1}},  # no Gaussian longer than 10x its width
+    "far-needles": {"far_field": 8000, "train": {"anisotropy_weight": 0.1}},
 }
 
 

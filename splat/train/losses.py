@@ -57,3 +57,14 @@ def pack_depth(depth, confidence, device=None) -> Tensor:
     known = torch.isfinite(d) & (d > 0)
     c = torch.where(known, c, 0.0)
     return torch.stack([torch.where(known, d, 0.0) * c, c], -1)
+
+
+def anisotropy_loss(log_scales: Tensor, visible: Tensor, max_ratio: float) -> Tensor:
+    """Mean over the visible Gaussians of max(0, longest / shortest axis - max_ratio).
+
+    log_scales: (N, 3); visible: (N,) bool. 0 when none is visible."""
+    s = log_scales[visible]
+    if len(s) == 0:
+        return log_scales.sum() * 0.0
+    ratio = torch.exp(s.max(-1).values - s.min(-1).values)
+    return torch.relu(ratio - max_ratio).mean()

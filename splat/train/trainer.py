@@ -32,7 +32,7 @@ from splat.progress import bar, showing
 from splat.train.adam import GaussianAdam
 from splat.train.appearance import Appearance, appearance_optimizer
 from splat.train.data import check_sizes, image_tensors, limit_side, psnr_value, resolution_levels
-from splat.train.losses import depth_loss, pack_depth, photometric_loss
+from splat.train.losses import anisotropy_loss, depth_loss, pack_depth, photometric_loss
 from splat.train.poses import PoseDeltas, pose_optimizer, scene_depths
 from splat.train.schedule import LearningRates, focal_lr, gaussian_lrs, pose_lr, scene_extent, sh_degree_at
 from splat.train.strategy import ClassicADC, NoDensify, StrategyInfo, make_strategy
@@ -76,6 +76,9 @@ class TrainConfig:
         depth_weight: weight of the depth term, the mean relative difference between the rendered depth and
             the init's depth maps (`train(depth_targets=)`), confidence-weighted, where the render is
             opaque (alpha > 0.5); 0: off. It holds the Gaussians near the surfaces the views agreed on.
+        max_anisotropy: with anisotropy_weight > 0, penalise visible Gaussians whose longest axis is more than
+            this many times their shortest (PhysGaussian's ratio term: the needles a view sees end-on and no
+            other view constrains become floaters elsewhere); anisotropy_weight: its weight (0: off).
         appearance: learn a per-view affine colour map applied to the render before the loss
             (splat.train.appearance; exposure and white balance then stay out of the Gaussians);
             its learning rate is lrs.appearance.
@@ -108,6 +111,8 @@ class TrainConfig:
     antialias: bool = False
     appearance: bool = False
     depth_weight: float = 0.0
+    max_anisotropy: float = 10.0
+    anisotropy_weight: float = 0.0
 
     @property
     def render_settings(self):
@@ -262,6 +267,9 @@ def _step(run: _Run, levels: dict, cfg: TrainConfig, guard: _InterruptGuard, dep
     loss = photometric_loss(image, targets[v], cfg.lambda_dssim)
     if depths is not None:
         loss = loss + cfg.depth_weight * depth_loss(out.depth, out.alpha, depths.get(factor, depths[1])[v])
+    if cfg.anisotropy_weight:
+        loss = loss + cfg.anisotropy_weight * anisotropy_loss(run.opt.params["log_scales"], out.visible,
+                                                              cfg.max_anisotropy)  # fmt: skip
     if not bool(torch.isfinite(loss)):
         raise _NonFinite(float(loss.detach()))
     loss.backward()
