@@ -8,7 +8,7 @@ import torch
 
 from splat.errors import SplatError, SplatWarning
 from splat.train import TrainConfig, TrainingDiverged, checkpoint_gaussians, load_checkpoint, train
-from splat.train.losses import depth_loss, pack_depth, photometric_loss
+from splat.train.losses import anisotropy_loss, depth_loss, pack_depth, photometric_loss
 from splat.train.synthetic import arc_cameras, fastest_cpu_backend, random_gaussians, render_views
 from splat.train.trainer import initial_params, mean_psnr
 
@@ -323,3 +323,17 @@ def test_the_depth_term_pulls_the_gaussians_to_the_target_depth():
             err.append(((out.normalized_depth() - d).abs() / d.clamp_min(1e-6))[mask].mean())
         errors[weight] = float(torch.stack(err).mean())
     assert errors[1.0] < 0.8 * errors[0.0], errors  # 8 draws: 0.20-0.37x
+
+
+def test_anisotropy_loss_charges_only_visible_needles_beyond_the_ratio():
+    scales = [[1.0, 1.0, 1.0], [1.0, 1.0, 20.0], [0.1, 1.0, 3.0], [1.0, 1.0, 50.0]]
+    log_scales = torch.log(torch.tensor(scales))
+    log_scales.requires_grad_(True)
+    visible = torch.tensor([True, True, True, False])
+    loss = anisotropy_loss(log_scales, visible, 10.0)
+    assert float(loss) == pytest.approx((0 + 10 + 20) / 3, rel=1e-5)  # ratios 1, 20, 30; hidden 50: free
+    loss.backward()
+    g = log_scales.grad
+    assert torch.all(g[0] == 0) and torch.all(g[3] == 0)  # within the ratio / not visible
+    assert g[1, 2] > 0 and g[1, :2].sum() < 0  # shrink the long axis, widen the short ones
+    assert float(anisotropy_loss(log_scales, torch.zeros(4, dtype=torch.bool), 10.0)) == 0.0
