@@ -3,13 +3,13 @@
     python scripts/bench_sharp.py [--scenes garden demo] [--views 6 12] [--variants base appearance]
                                   [--sceaux | --only-sceaux] [--quality default] [--out DIR]
 
-Variants (splat.train.TrainConfig fields, nothing else changes between rows):
-    base        today's defaults
+Variants (FitConfig / TrainConfig fields, nothing else changes between rows):
+    base        the defaults before this session's changes: no far field (--far-field 0)
     appearance  a per-photo affine colour map learned with the scene (`--appearance`)
     appearance-slow  the same at a fifth of its learning rate
     depth, depth-strong  the depth term against the EDGS depth maps, weight 0.2 / 1.0 (`--depth-weight`)
     sh1         spherical harmonics up to degree 1 instead of 3
-    far         8000 far-field Gaussians for the sky and the distant background (`--far-field 8000`)
+    far         8000 far-field Gaussians for the sky and the distant background (today's default)
     needles     the anisotropy penalty (axis ratio above 10, weight 0.1); far-needles: both
     antialias   the anti-aliased rasterizer (`--antialias`)
 
@@ -59,7 +59,7 @@ def committed_rows(scenes, sizes, variants, quality, out: Path) -> list[dict]:
             ROOT / "scenes",
             out / variant,
             sizes,
-            fit={"quality": quality, **VARIANTS[variant]},
+            fit={"quality": quality, "far_field": 0, **VARIANTS[variant]},
             scenes=scenes,
             progress=False,
             say=lambda line: None,
@@ -123,7 +123,10 @@ def sceaux_rows(variants, quality, out: Path) -> list[dict]:
     for variant in variants:
         run = out / "sceaux" / variant
         cfg = FitConfig(
-            poses=f"given:{ref / 'sparse' / '0'}", views=train, quality=quality, **VARIANTS[variant]
+            poses=f"given:{ref / 'sparse' / '0'}",
+            views=train,
+            quality=quality,
+            **{"far_field": 0, **VARIANTS[variant]},
         )
         if (run / "metrics.json").exists():  # a finished run of an earlier call: its own figures
             metrics = json.loads((run / "metrics.json").read_text())

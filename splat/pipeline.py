@@ -261,10 +261,10 @@ def stage_init(
     if budget and len(gaussians) > budget:
         gaussians = prune_to_budget(gaussians, budget, cfg.budget_rule, conf, cfg.seed)
     report["after_budget"] = len(gaussians)
-    if cfg.far_field:
+    if cfg.far_field_count():
         from splat.init.far_field import far_field
 
-        shell = far_field(images, cameras, gaussians.means.double().numpy(), cfg.far_field,
+        shell = far_field(images, cameras, gaussians.means.double().numpy(), cfg.far_field_count(),
                           sh_degree=gaussians.sh_degree)  # fmt: skip
         gaussians = Gaussians.cat([gaussians, shell.to(dtype=gaussians.dtype)])
         report["far_field"] = len(shell)

@@ -37,9 +37,10 @@ def test_fit_writes_every_stage_artifact(finished_run):
     assert read_model(out / "cameras").cameras.names == VIEWS
     g = read_ply(out / "splat.ply").validate()
     assert len(g) == metrics["gaussians_final"] <= metrics["gaussians_init"]
-    assert (
-        500 < metrics["gaussians_init"] <= 3000
-    )  # dense: many more than a sparse SfM start, pruned to budget
+    report = json.loads((out / "init_report.json").read_text())
+    assert 500 < report["after_budget"] <= 3000  # dense: many more than a sparse SfM start, pruned to budget
+    assert report["far_field"] == 300  # a tenth of the budget by default
+    assert metrics["gaussians_init"] == report["after_budget"] + 300
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["seconds"]) == {"load", "poses", "init", "train", "export"}
     assert saved["train"]["steps"] == 12 and len(seen) == 12  # the callback saw every step
@@ -123,7 +124,8 @@ def test_fit_log_records_the_stages(finished_run):
     lines = (out / "fit.log").read_text().splitlines()
     stages = [line.split()[2] for line in lines]
     assert stages[0] == "fit:" and "init:" in stages and stages[-1] == "fit:"
-    assert any(f"{metrics['gaussians_init']} after the budget" in line for line in lines)
+    report = json.loads((out / "init_report.json").read_text())
+    assert any(f"{report['after_budget']} after the budget, 300 far-field" in line for line in lines)
     assert "done:" in lines[-1] and f"{metrics['gaussians_final']} Gaussians" in lines[-1]
     # every long stage says how long it took (the bars' summary), training with all its steps
     timed = [line.split(" progress: ", 1)[1] for line in lines if " progress: " in line]
