@@ -39,7 +39,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("garden_run")
     train = {"steps": 1000, "sh_degree": 1, "pose_refine": False, "checkpoint_every": 0}
-    cfg = FitConfig(max_side=SIDE, poses=f"given:{GARDEN}/sparse/0", budget=20000, views=TRAIN, train=train)
+    # no far field: the lens test's margins (a double resampling of the photos) were set without one
+    poses = f"given:{GARDEN}/sparse/0"
+    cfg = FitConfig(max_side=SIDE, poses=poses, budget=20000, far_field=0, views=TRAIN, train=train)
     fit(GARDEN / "images", out, cfg, progress=False)
     return out
 
