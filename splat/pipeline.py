@@ -228,18 +228,16 @@ def stage_init(
     folder = RunFolder(run)
     if resume and folder.init.exists():
         return read_ply(folder.init)
-    depth_maps = None  # (depths, confidences) of the views where the init has them
     if cfg.init == "edgs":
-        from splat.init.edgs import EdgsConfig, edgs_depths, require_confident
-        from splat.init.pointmap import pointmap_init
+        from splat.init.edgs import EdgsConfig, edgs_init
 
-        edgs, cams, t0 = EdgsConfig(seed=cfg.seed), cameras.to(dtype=torch.float64), time.perf_counter()
         with bar("init", None) as init_bar:  # dense matching, pair by pair
-            depths, confs, report = edgs_depths(images, cams, edgs, progress=callback(init_bar))
-        require_confident(report)
-        gaussians, conf, pointmap_report = pointmap_init(images, cams, depths, confs, edgs.pointmap)
-        report |= {**pointmap_report, "seconds": round(time.perf_counter() - t0, 3)}
-        depth_maps = depths, confs
+            gaussians, conf, report = edgs_init(
+                images,
+                cameras.to(dtype=torch.float64),
+                EdgsConfig(seed=cfg.seed),
+                progress=callback(init_bar),
+            )
     elif cfg.init == "sparse":
         from splat.init.sparse import sparse_init
 
@@ -251,7 +249,6 @@ def stage_init(
         points, _ = _sparse_points(run, images, cameras, cfg)
         model = cfg.init[len("prior:") :]
         gaussians, conf, report = prior_init(model, images, cameras.to(dtype=torch.float64), points)
-        depth_maps = report.pop("depth_maps")
         for name in report["dropped"]:
             warn(f"--init {cfg.init}: the model's depth of {name} does not fit the triangulated points; "
                  "that view adds no Gaussians", run_logger(run, "init"))  # fmt: skip
@@ -261,11 +258,15 @@ def stage_init(
     if budget and len(gaussians) > budget:
         gaussians = prune_to_budget(gaussians, budget, cfg.budget_rule, conf, cfg.seed)
     report["after_budget"] = len(gaussians)
-    if cfg.far_field_count():
+    depth_maps = report.pop(
+        "depth_maps", None
+    )  # (depths, confidences) where the init has them (edgs, prior:)
+    if n_far := cfg.far_field_count():
         from splat.init.far_field import far_field
 
-        shell = far_field(images, cameras, gaussians.means.double().numpy(), cfg.far_field_count(),
-                          sh_degree=gaussians.sh_degree)  # fmt: skip
+        shell = far_field(
+            images, cameras, gaussians.means.double().numpy(), n_far, sh_degree=gaussians.sh_degree
+        )
         gaussians = Gaussians.cat([gaussians, shell.to(dtype=gaussians.dtype)])
         report["far_field"] = len(shell)
     run_logger(run, "init")(

@@ -247,15 +247,6 @@ def edgs_depths(
     return list(depths), list(confs), report
 
 
-def require_confident(report: dict) -> None:
-    """InputError when edgs_depths found no confident dense correspondence (its report says)."""
-    if report["confident_pixels"] == 0:
-        raise InputError(
-            "no confident dense correspondence between the views: the images look textureless or do "
-            "not overlap; try more overlapping photos, or --init sparse"
-        )
-
-
 def edgs_init(
     images: list[np.ndarray],
     cameras: Cameras,
@@ -272,15 +263,21 @@ def edgs_init(
         match: dense matcher (default: splat.match.dense, both ways per pair, SIFT computed once per image).
         progress: called with (pairs matched, pairs) after each pair.
     Returns:
-        Gaussians (N), their confidence (N,), and a report dict (counts per stage, time).
+        Gaussians (N), their confidence (N,), and a report dict (counts per stage, time; "depth_maps": the
+        per-view (depths, confidences) the Gaussians came from).
     Raises:
         InputError when no confident dense correspondence exists (textureless or non-overlapping views).
     """
     cfg = cfg or EdgsConfig()
     t0 = time.perf_counter()
     depths, confs, report = edgs_depths(images, cameras, cfg, match, progress)
-    require_confident(report)
+    if report["confident_pixels"] == 0:
+        raise InputError(
+            "no confident dense correspondence between the views: the images look textureless or do "
+            "not overlap; try more overlapping photos, or --init sparse"
+        )
     g, conf, pm_report = pointmap_init(images, cameras, depths, confs, cfg.pointmap)
     report.update(pm_report)
     report["seconds"] = round(time.perf_counter() - t0, 3)
+    report["depth_maps"] = (depths, confs)  # for training's depth term; not JSON (the pipeline pops it)
     return g, conf, report
